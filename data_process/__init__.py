@@ -1,0 +1,1 @@
+"""Raw XML -> tokenised, indexed arrays (.npz), vocabulary, word vectors, sentiment matrix."""

@@ -1,0 +1,160 @@
+"""The preprocessing job: raw XML -> data/processed/<dataset>/.
+
+Outputs: {split}.npz (see encode.py), vocab.json, embeddings.npy, sentiment.npy (3 x d, rows
+positive / negative / neutral) and summary.yaml (counts, lengths, OOV rate, fingerprint).
+Every file is written atomically and summary.yaml last: it marks a complete output. A second run
+whose fingerprint (raw files' SHA-256 + data settings + code version) matches does no work.
+"""
+import hashlib
+import json
+import time
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from src.errors import UserError
+
+from . import embeddings as emb
+from .atomic import write_npy, write_npz, write_yaml
+from .encode import encode, tokenise
+from .lexicon import lexicon_words, sentiment_matrix
+from .raw_data import ensure_raw, sha256_of, split_files
+from .vocab import UNK, Vocab
+from .xml_reader import LABELS, read_semeval_xml
+
+PIPELINE_VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+def processed_dir(cfg):
+    return Path(cfg["paths"]["processed"]) / cfg["data"]["name"]
+
+
+def fingerprint(cfg, files):
+    data = cfg["data"]
+    keys = {k: data.get(k) for k in ("task", "categories", "lowercase", "min_freq", "oov_init_range",
+                                      "val_fraction", "seed", "embedding_dim")}
+    parts = {
+        "version": PIPELINE_VERSION,
+        "nltk": version("nltk"),
+        "raw": {split: sha256_of(path) for split, path in sorted(files.items())},
+        "settings": keys,
+        "embeddings": emb.source_identity(data["embeddings"]),
+        "lexicon": lexicon_words(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_current(cfg):
+    """True when the processed arrays exist and match the raw files and settings."""
+    out = processed_dir(cfg)
+    summary = out / "summary.yaml"
+    if not summary.is_file():
+        return False
+    try:
+        stored = yaml.safe_load(summary.read_text()).get("fingerprint")
+    except (yaml.YAMLError, AttributeError):
+        return False
+    needed = [out / f"{s}.npz" for s in SPLITS] + [out / n for n in ("vocab.json", "embeddings.npy", "sentiment.npy")]
+    return stored == fingerprint(cfg, split_files(cfg)) and all(p.is_file() for p in needed)
+
+
+def preprocess(cfg, log=print, force=False):
+    """Run the pipeline if the outputs are missing or stale. Returns the output folder."""
+    ensure_raw(cfg, log)
+    out = processed_dir(cfg)
+    if not force and is_current(cfg):
+        log(f"{out}: up to date")
+        return out
+    start = time.perf_counter()
+    data = cfg["data"]
+    task, categories = data["task"], data.get("categories")
+    files = split_files(cfg)
+
+    instances, read_stats = {}, {}
+    for split, path in files.items():
+        instances[split], stats = read_semeval_xml(path, task, categories)
+        read_stats[split] = vars(stats)
+    if "val" not in instances:
+        instances["train"], instances["val"] = hold_out(instances["train"], data["val_fraction"], data["seed"])
+    tokenised = {s: tokenise(instances[s], task, data["lowercase"]) for s in SPLITS}
+
+    vocab = Vocab.build((t.tokens for t in tokenised["train"]), data["min_freq"])
+    vectors, dim = emb.lookup_vectors(data["embeddings"], set(vocab.words) | _lexicon_set(),
+                                      data.get("embedding_dim"))
+    matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data["oov_init_range"], data["seed"])
+    sentiment, lexicon_hits = sentiment_matrix(vectors)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.yaml").unlink(missing_ok=True)  # no marker while the outputs are being replaced
+    split_summary = {}
+    for split in SPLITS:
+        arrays = encode(instances[split], tokenised[split], vocab, task, categories)
+        write_npz(out / f"{split}.npz", **arrays)
+        split_summary[split] = _split_summary(arrays, read_stats.get(split), data.get("expected_counts", {}).get(split))
+    vocab.save(out / "vocab.json")
+    write_npy(out / "embeddings.npy", matrix)
+    write_npy(out / "sentiment.npy", sentiment)
+
+    train_tokens = Counter(t for x in tokenised["train"] for t in x.tokens)
+    token_coverage = sum(c for w, c in train_tokens.items() if w in vectors) / max(1, sum(train_tokens.values()))
+    summary = {
+        "dataset": data["name"],
+        "task": task,
+        "fingerprint": fingerprint(cfg, files),
+        "raw_files": {s: str(p) for s, p in files.items()},
+        "validation": "file" if "val" in files else f"held out: {data['val_fraction']} of train sentences, seed {data['seed']}",
+        "vocab_size": len(vocab),
+        "vocab_fingerprint": vocab.fingerprint,
+        "embeddings": {"source": str(data["embeddings"]), "dim": dim,
+                       "vocab_coverage": round(coverage, 4), "vocab_oov_rate": round(1 - coverage, 4),
+                       "train_token_coverage": round(token_coverage, 4)},
+        "sentiment_lexicon_words_found": lexicon_hits,
+        "categories": categories,
+        "splits": split_summary,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    write_yaml(out / "summary.yaml", summary)
+    log(f"{out}: {sum(len(instances[s]) for s in SPLITS)} instances, vocab {len(vocab)}, "
+        f"{dim}-d vectors cover {coverage:.1%} of the vocabulary ({summary['seconds']} s)")
+    return out
+
+
+def _lexicon_set():
+    return {w for words in lexicon_words().values() for w in words}
+
+
+def hold_out(instances, fraction, seed):
+    """Deterministic validation split by whole sentences (no sentence is in both)."""
+    ids = sorted({i.sentence_id for i in instances})
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(ids)[: max(1, round(fraction * len(ids)))].tolist())
+    return ([i for i in instances if i.sentence_id not in held], [i for i in instances if i.sentence_id in held])
+
+
+def _split_summary(arrays, read_stats, expected):
+    counts = Counter(arrays["label"].tolist())
+    lengths = arrays["sentence_len"]
+    summary = {
+        "instances": int(len(lengths)),
+        "classes": {name: int(counts.get(i, 0)) for i, name in enumerate(LABELS)},
+        "sentence_tokens": {"max": int(lengths.max()), "mean": round(float(lengths.mean()), 2)},
+        "unk_rate": round(float((arrays["sentence"] == UNK).sum() / max(1, lengths.sum())), 4),
+    }
+    if read_stats:
+        summary["read"] = read_stats
+    if expected:
+        summary["paper_classes"] = expected
+    return summary
+
+
+def load_split(out, split):
+    path = Path(out) / f"{split}.npz"
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read processed arrays ({err}); run --mode preprocess") from None

@@ -1,0 +1,78 @@
+"""The one entry point: python main.py --mode {download,preprocess,train,test,predict} [options].
+
+Examples:
+    python main.py --mode train                                   # capsnet on mams-atsa, seed 0
+    python main.py --mode test --model capsnet --dataset mams-acsa
+    python main.py --mode predict --text "The decor is not special at all but their food is amazing." \
+        --aspect decor --aspect food
+"""
+import argparse
+import sys
+
+from src.errors import UserError
+
+MODES = ("download", "preprocess", "train", "test", "predict")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
+    parser.add_argument("--mode", choices=MODES, default="train")
+    parser.add_argument("--model", default="capsnet", help="a name from configs/models (default capsnet)")
+    parser.add_argument("--dataset", default="mams-atsa", help="a name from configs/datasets (default mams-atsa)")
+    parser.add_argument("--config", help="an experiment YAML merged over the model and dataset configs")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set train.epochs=1 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--checkpoint", help="test/predict: checkpoint file (default: the run folder's)")
+    parser.add_argument("--text", help="predict: a sentence to classify")
+    parser.add_argument("--aspect", action="append", default=[], help="predict: an aspect term or category (repeatable)")
+    parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
+    parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from train.config import compose
+    cfg = compose(args.model, args.dataset, args.config, args.overrides)
+
+    if args.mode == "download":
+        from data_process.raw_data import download, split_files
+        written = download(cfg)
+        print(f"{cfg['data']['name']}: " + (f"downloaded {len(written)} file(s)" if written else "all split files present")
+              + f" under {next(iter(split_files(cfg).values())).parent}")
+    elif args.mode == "preprocess":
+        from data_process.preprocess import preprocess
+        preprocess(cfg, force=args.force)
+        if cfg["model"].get("bert_path"):
+            from train.data import PreparedData
+            PreparedData(cfg)
+    elif args.mode == "train":
+        from train.run import print_json, train_job
+        print_json(train_job(cfg, args.seed, args.device))
+    elif args.mode == "test":
+        from train.run import print_json, test_job
+        print_json(test_job(cfg, args.seed, args.device, args.checkpoint))
+    elif args.mode == "predict":
+        from pathlib import Path
+        from train.predict import predict, read_requests
+        from train.run import load_for_inference, pick_device, print_json, run_dir
+        requests = read_requests(args.text, args.aspect, args.input)
+        device = pick_device(args.device)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
+        model, data, ckpt_cfg = load_for_inference(cfg, checkpoint, device, log=lambda *_: None)
+        for result in predict(model, data, ckpt_cfg, requests, device):
+            print_json(result)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

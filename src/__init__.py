@@ -1,0 +1,1 @@
+"""Models and their building blocks (torch). Import submodules directly."""

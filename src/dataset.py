@@ -1,0 +1,81 @@
+"""ABSADataset over the processed arrays, and DataLoaders whose batches are trimmed to their
+longest real length (a batch of 12-token sentences is 12 wide, not the split's maximum)."""
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+# padded field -> the field holding its real lengths (used to trim a batch)
+LENGTH_OF = {
+    "sentence": "sentence_len", "aspect": "aspect_len", "context": "context_len", "aspect_mask": "sentence_len",
+    "bert_input_ids": "bert_len", "bert_token_type_ids": "bert_len", "bert_sentence_mask": "bert_len",
+    "bert_aspect_mask": "bert_len",
+}
+
+
+class ABSADataset(Dataset):
+    """The fields a model asks for (plus label and their length fields) of one split."""
+
+    def __init__(self, arrays, fields, limit=None):
+        keep = set(fields) | {"label"} | {LENGTH_OF[f] for f in fields if f in LENGTH_OF}
+        missing = keep - set(arrays)
+        if missing:
+            raise KeyError(f"processed arrays lack the fields {sorted(missing)}")
+        n = len(arrays["label"]) if limit is None else min(int(limit), len(arrays["label"]))
+        self.arrays = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:n])) for k in keep}
+        self.fields = tuple(fields)
+
+    def __len__(self):
+        return len(self.arrays["label"])
+
+    def __getitem__(self, index):
+        return index
+
+    def lengths(self):
+        key = "bert_len" if "bert_len" in self.arrays else "sentence_len"
+        return self.arrays[key].numpy()
+
+    def collate(self, indices):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        batch = {}
+        for name, array in self.arrays.items():
+            rows = array.index_select(0, idx)
+            if name in LENGTH_OF:
+                width = max(int(self.arrays[LENGTH_OF[name]].index_select(0, idx).max()), 1)
+                rows = rows[:, :width]
+            batch[name] = rows.long() if rows.dtype in (torch.int32, torch.int16) else rows
+        return batch
+
+
+class BucketBatchSampler(Sampler):
+    """Shuffled batches of similar lengths: shuffle, cut into chunks of `chunk` batches, sort each
+    chunk by length, batch it, then shuffle the batch order. The generator fixes the order."""
+
+    def __init__(self, lengths, batch_size, chunk, generator):
+        self.lengths, self.batch_size, self.chunk, self.generator = lengths, batch_size, chunk, generator
+
+    def __iter__(self):
+        order = torch.randperm(len(self.lengths), generator=self.generator).numpy()
+        span = self.batch_size * self.chunk
+        batches = []
+        for start in range(0, len(order), span):
+            piece = order[start:start + span]
+            piece = piece[np.argsort(self.lengths[piece], kind="stable")]
+            batches += [piece[i:i + self.batch_size].tolist() for i in range(0, len(piece), self.batch_size)]
+        for k in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[k]
+
+    def __len__(self):
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+def make_loader(dataset, batch_size, shuffle=False, seed=0, bucket_chunk=None):
+    """Training loaders shuffle with a seeded generator (bucketed by length when bucket_chunk is set);
+    evaluation loaders keep the file order."""
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed)
+        if bucket_chunk:
+            sampler = BucketBatchSampler(dataset.lengths(), batch_size, bucket_chunk, generator)
+            return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                          collate_fn=dataset.collate)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)

@@ -1,0 +1,92 @@
+"""Capsule building blocks shared by CapsNet and CapsNet-BERT (paper Section 3, Eqs. 3-6)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def squash(s, dim=-1, eps=1e-9):
+    """squash(s) = |s|^2 / (1 + |s|^2) * s / |s|: same direction, length in [0, 1)."""
+    norm2 = (s * s).sum(dim=dim, keepdim=True)
+    return s * (norm2 / (1.0 + norm2)) / torch.sqrt(norm2 + eps)
+
+
+def masked_softmax(scores, mask, dim=-1):
+    """Softmax over `dim` where mask is True; masked positions get exactly zero weight."""
+    scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=dim)
+    return weights.masked_fill(~mask, 0.0)
+
+
+class BilinearAttention(nn.Module):
+    """u_i = softmax_i(p_i W c) over the real (non-padding) positions (Eq. 4, aspect-aware normalisation)."""
+
+    def __init__(self, key_size, query_size):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(key_size, query_size))
+        nn.init.xavier_uniform_(self.weight)
+
+    def forward(self, keys, query, mask):
+        # keys (B, T, dk), query (B, dq), mask (B, T) bool -> (B, T)
+        scores = torch.einsum("btk,kq,bq->bt", keys, self.weight, query)
+        return masked_softmax(scores, mask, dim=1)
+
+
+def standardise_guide(matrix, size):
+    """Bring a (C, d) sentiment matrix to (C, size) and to Xavier scale, as the authors' code does
+    (zero mean, std sqrt(2 / (C + size))). When d != size, the rows are first mapped through a fixed
+    random Gaussian projection (drawn from the seeded torch generator): it keeps the rows' angles
+    and relative distances approximately (Johnson-Lindenstrauss), which is what the guides encode."""
+    matrix = torch.as_tensor(matrix, dtype=torch.float32)
+    c, d = matrix.shape
+    if d != size:
+        matrix = matrix @ (torch.randn(d, size) / math.sqrt(size))
+    matrix = (matrix - matrix.mean()) / (matrix.std() + 1e-12)
+    return matrix * math.sqrt(2.0 / (c + size))
+
+
+class CapsuleGuidedRouting(nn.Module):
+    """Category capsules v_j = squash(s * sum_i w_ij u_i p_i), w_ij = softmax_j(p_i W_r z_j),
+    z_j = squash(G_j) (Eqs. 5-6). Returns (B, C, d) capsules; their lengths are the class scores."""
+
+    def __init__(self, capsule_size, num_classes, scale_init, dropout, sentiment=None):
+        super().__init__()
+        self.guide = nn.Parameter(torch.empty(num_classes, capsule_size))
+        self.weight = nn.Parameter(torch.empty(capsule_size, capsule_size))
+        self.scale = nn.Parameter(torch.tensor(float(scale_init)))
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_uniform_(self.weight)
+        if sentiment is None:
+            nn.init.xavier_uniform_(self.guide)
+        else:
+            with torch.no_grad():
+                self.guide.copy_(standardise_guide(sentiment, capsule_size))
+
+    def forward(self, primary, norm_weights):
+        # primary (B, T, d), norm_weights (B, T) with zeros on padding
+        guides = squash(self.guide)                                    # (C, d)
+        routing = torch.softmax(primary @ self.weight @ guides.t(), dim=-1)  # (B, T, C), Eq. 5
+        routing = routing * norm_weights.unsqueeze(-1) * self.scale
+        capsules = routing.transpose(1, 2) @ primary                   # (B, C, d), Eq. 6
+        return squash(self.dropout(capsules))
+
+
+class CapsuleHead(nn.Module):
+    """From encoder states and an aspect vector to class capsule lengths (Eqs. 3-6):
+    primary capsules p_i = squash(W_p h_i + b_p), aspect capsule c = squash(W_a a + b_a),
+    aspect-aware normalisation, capsule-guided routing."""
+
+    def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None):
+        super().__init__()
+        self.primary = nn.Linear(state_size, capsule_size)
+        self.aspect = nn.Linear(aspect_size, capsule_size)
+        self.normalise = BilinearAttention(capsule_size, capsule_size)
+        self.routing = CapsuleGuidedRouting(capsule_size, num_classes, scale_init, dropout, sentiment)
+
+    def forward(self, states, mask, aspect):
+        primary = squash(self.primary(states))          # (B, T, d)
+        aspect_capsule = squash(self.aspect(aspect))    # (B, d)
+        norm_weights = self.normalise(primary, aspect_capsule, mask)
+        capsules = self.routing(primary, norm_weights)
+        return capsules.norm(dim=-1)                    # (B, C) class scores = capsule lengths

@@ -1,0 +1,1 @@
+"""Training, evaluation, checkpoints, prediction: the jobs main.py dispatches to."""

@@ -1,0 +1,128 @@
+"""The one training / evaluation loop for every model.
+
+Adam, gradient-norm clipping, optional linear warm-up, evaluation on the validation set after every
+epoch. Model selection: the epoch with the best validation `train.select_metric` (accuracy by
+default), ties broken by validation macro-F1, then by the earlier epoch; its weights are the
+checkpoint that is tested.
+"""
+import contextlib
+import time
+
+import torch
+from tqdm import tqdm
+
+from .metrics import classification_metrics
+
+
+def move(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def autocast(device, enabled):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_scores(model, loader, device, bf16=False):
+    """(scores (N, C) float32 on CPU, labels (N,)) over a loader, in eval mode."""
+    model.eval()
+    scores, labels = [], []
+    for batch in loader:
+        batch = move(batch, device)
+        with autocast(device, bf16):
+            out = model(batch)
+        scores.append(out.float().cpu())
+        labels.append(batch["label"].cpu())
+    return torch.cat(scores), torch.cat(labels)
+
+
+def evaluate(model, loader, device, bf16=False):
+    scores, labels = predict_scores(model, loader, device, bf16)
+    metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy())
+    metrics["loss"] = round(float(model.loss(scores, labels)), 5)
+    return metrics
+
+
+def make_optimizer(model, cfg, total_steps):
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
+    warmup = int(cfg.get("warmup_ratio", 0.0) * total_steps)
+
+    def factor(step):  # linear warm-up, then linear decay to zero; constant when warmup is 0
+        if warmup == 0:
+            return 1.0
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def is_better(current, best, metric):
+    if best is None:
+        return True
+    return (current[metric], current["macro_f1"]) > (best[metric], best["macro_f1"])
+
+
+def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
+    """Train; call on_best(epoch, val_metrics) whenever validation improves. Returns (history, timing)."""
+    tcfg = cfg["train"]
+    epochs, max_steps = tcfg["epochs"], tcfg.get("max_steps")
+    total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
+    optimizer, scheduler = make_optimizer(model, tcfg, total)
+    bf16 = bool(tcfg.get("amp_bf16"))
+    history, best, step, samples, tokens = [], None, 0, 0, 0
+    train_seconds = 0.0
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        epoch_start, loss_sum, batches = time.perf_counter(), 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
+        for batch in bar:
+            batch = move(batch, device)
+            with autocast(device, bf16):
+                scores = model(batch)
+            loss = model.loss(scores.float(), batch["label"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg.get("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            batches += 1
+            loss_sum += loss.item()
+            samples += len(batch["label"])
+            tokens += int(_token_count(batch))
+            if step % tcfg.get("log_every", 50) == 0:
+                bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
+            if max_steps and step >= max_steps:
+                break
+        train_seconds += time.perf_counter() - epoch_start
+        val = evaluate(model, val_loader, device, bf16)
+        record = {"epoch": epoch, "step": step, "train_loss": round(loss_sum / max(1, batches), 5),
+                  "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
+                  "seconds": round(time.perf_counter() - start, 1)}
+        history.append(record)
+        improved = is_better(val, best, tcfg.get("select_metric", "accuracy"))
+        if improved:
+            best = val
+            on_best(epoch, val)
+        log(f"epoch {epoch}: train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
+            f"val acc {val['accuracy']:.2f}  val macro-F1 {val['macro_f1']:.2f}  "
+            f"({record['seconds']:.0f} s){'  *best' if improved else ''}")
+        if max_steps and step >= max_steps:
+            break
+    wall = time.perf_counter() - start
+    timing = {"wall_seconds": round(wall, 1), "train_seconds": round(train_seconds, 1), "steps": step,
+              "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
+              "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
+    return history, best, timing
+
+
+def _token_count(batch):
+    for key in ("bert_len", "sentence_len"):
+        if key in batch:
+            return batch[key].sum()
+    return 0
