@@ -8,6 +8,7 @@ whose fingerprint (raw files' SHA-256 + data settings + code version) matches do
 import hashlib
 import json
 import time
+import zipfile
 from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
@@ -25,7 +26,7 @@ from .raw_data import ensure_raw, sha256_of, split_files
 from .vocab import UNK, Vocab
 from .xml_reader import LABELS, read_semeval_xml
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 SPLITS = ("train", "val", "test")
 
 
@@ -73,16 +74,10 @@ def preprocess(cfg, log=print, force=False):
     data = cfg["data"]
     task, categories = data["task"], data.get("categories")
     files = split_files(cfg)
-
-    instances, read_stats = {}, {}
-    for split, path in files.items():
-        instances[split], stats = read_semeval_xml(path, task, categories)
-        read_stats[split] = vars(stats)
-    if "val" not in instances:
-        instances["train"], instances["val"] = hold_out(instances["train"], data["val_fraction"], data["seed"])
+    instances, read_stats = read_instances(cfg)
     tokenised = {s: tokenise(instances[s], task, data["lowercase"]) for s in SPLITS}
 
-    vocab = Vocab.build((t.tokens for t in tokenised["train"]), data["min_freq"])
+    vocab = Vocab.build(sentence_token_counts(instances["train"], tokenised["train"]), data["min_freq"])
     vectors, dim = emb.lookup_vectors(data["embeddings"], set(vocab.words) | _lexicon_set(),
                                       data.get("embedding_dim"))
     matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data["oov_init_range"], data["seed"])
@@ -123,6 +118,28 @@ def preprocess(cfg, log=print, force=False):
     return out
 
 
+def read_instances(cfg):
+    """({split: [Instance]}, {split: read stats}) for train / val / test; a dataset without a
+    validation file gets one held out of train."""
+    data = cfg["data"]
+    instances, read_stats = {}, {}
+    for split, path in split_files(cfg).items():
+        instances[split], stats = read_semeval_xml(path, data["task"], data.get("categories"))
+        read_stats[split] = vars(stats)
+    if "val" not in instances:
+        instances["train"], instances["val"] = hold_out(instances["train"], data["val_fraction"], data["seed"])
+    return instances, read_stats
+
+
+def sentence_token_counts(instances, tokenised):
+    """Token counts with every sentence counted once, although each of its aspects is an instance
+    (per sentence, a token counts as often as it appears in any one of its tokenisations)."""
+    per_sentence = {}
+    for instance, tokens in zip(instances, tokenised):
+        per_sentence.setdefault(instance.sentence_id, Counter()).__ior__(Counter(tokens.tokens))
+    return sum(per_sentence.values(), Counter())
+
+
 def _lexicon_set():
     return {w for words in lexicon_words().values() for w in words}
 
@@ -156,5 +173,5 @@ def load_split(out, split):
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
         raise UserError(f"{path}: cannot read processed arrays ({err}); run --mode preprocess") from None

@@ -1,7 +1,6 @@
 """Word vocabulary built from the training split. PAD=0, UNK=1, ASPECT marker=2."""
 import hashlib
 import json
-from collections import Counter
 from pathlib import Path
 
 from src.errors import UserError
@@ -20,9 +19,9 @@ class Vocab:
         self.index = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
-    def build(cls, token_lists, min_freq=1):
-        """Most frequent first, ties alphabetical, so the same data always gives the same indices."""
-        counts = Counter(tok for tokens in token_lists for tok in tokens)
+    def build(cls, counts, min_freq=1):
+        """From token counts (a Counter): most frequent first, ties alphabetical, so the same data
+        always gives the same indices; words seen fewer than min_freq times are left out (-> UNK)."""
         kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in SPECIALS),
                       key=lambda w: (-counts[w], w))
         return cls(list(SPECIALS) + kept)

@@ -42,7 +42,7 @@ class ABSADataset(Dataset):
             if name in LENGTH_OF:
                 width = max(int(self.arrays[LENGTH_OF[name]].index_select(0, idx).max()), 1)
                 rows = rows[:, :width]
-            batch[name] = rows.long() if rows.dtype in (torch.int32, torch.int16) else rows
+            batch[name] = rows.long() if rows.dtype in (torch.int32, torch.int16, torch.uint8) else rows
         return batch
 
 

@@ -66,7 +66,8 @@ def is_better(current, best, metric):
 
 
 def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
-    """Train; call on_best(epoch, val_metrics) whenever validation improves. Returns (history, timing)."""
+    """Train; call on_best(epoch, val_metrics) whenever validation improves.
+    Returns (per-epoch history, best validation metrics, timing)."""
     tcfg = cfg["train"]
     epochs, max_steps = tcfg["epochs"], tcfg.get("max_steps")
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))

@@ -14,10 +14,14 @@ import numpy as np
 
 from src.errors import UserError
 
+from .bert import BertPair
 from .capsnet import CapsNet
+from .capsnet_bert import CapsNetBert
 
 MODELS = {
     "capsnet": CapsNet,
+    "capsnet-bert": CapsNetBert,
+    "bert": BertPair,
 }
 
 
