@@ -282,3 +282,17 @@ def test_bucket_batch_sampler_groups_similar_lengths_within_a_chunk():
     spans = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
     for (_, high), (low, _) in zip(spans, spans[1:]):
         assert high <= low
+
+
+def test_vocabulary_counts_each_sentence_once_although_each_aspect_is_an_instance():
+    from data_process.encode import tokenise
+    from data_process.preprocess import sentence_token_counts
+    from data_process.xml_reader import Instance
+    from data_process.vocab import Vocab
+    text = "the food was good but the decor was dull"
+    instances = [Instance(0, text, "food", 4, 8, 0), Instance(0, text, "decor", 26, 31, 1),
+                 Instance(1, "rare words here", "words", 5, 10, 2)]
+    counts = sentence_token_counts(instances, tokenise(instances, "atsa"))
+    assert counts["the"] == 2 and counts["food"] == 1 and counts["rare"] == 1
+    vocab = Vocab.build(counts, min_freq=2)
+    assert {"the", "was"} <= set(vocab.words) and "food" not in vocab.index and "rare" not in vocab.index

@@ -93,7 +93,7 @@ def train_job(cfg, seed, device_name="auto"):
     ckpt = out / "checkpoint.pt"
 
     def on_best(epoch, val):
-        save_checkpoint(ckpt, model, resolved, data.fingerprints(), {"epoch": epoch, "val": val})
+        save_checkpoint(ckpt, model, resolved, data.fingerprints(), {"epoch": epoch, "step": val["step"], "val": val})
 
     history, best, timing = fit(model, train_loader, val_loader, cfg, device, on_best, log)
     state = load_checkpoint(ckpt)
@@ -102,13 +102,13 @@ def train_job(cfg, seed, device_name="auto"):
     timing["preprocess_seconds"] = round(prep_seconds, 2)
     metrics = {"model": cfg["model"]["name"], "run_name": cfg.get("run_name") or cfg["model"]["name"],
                "dataset": cfg["data"]["name"], "seed": seed, "device": str(device),
-               "torch_threads": torch.get_num_threads(), "best_epoch": state["epoch"], "val": best,
+               "torch_threads": torch.get_num_threads(), "best_epoch": state["epoch"], "best_step": state["step"], "val": best,
                "test": test, "timing": timing, "history": history, "config": resolved}
     write_json(out / "metrics.json", metrics)
     title = f"{metrics['run_name']} / {cfg['data']['name']} / seed {seed}"
     plot_curves(history, out / "curves.png", title)
     plot_confusion(test["confusion"], test["labels"], out / "confusion.png", f"test: {title}")
-    log(f"best epoch {state['epoch']}: test accuracy {test['accuracy']:.2f}, macro-F1 {test['macro_f1']:.2f}; "
+    log(f"best: epoch {state['epoch']}, step {state['step']}: test accuracy {test['accuracy']:.2f}, macro-F1 {test['macro_f1']:.2f}; "
         f"wall {timing['wall_seconds']} s; run folder {out}")
     return summary_line(test, cfg, seed, timing)
 

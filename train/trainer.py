@@ -1,9 +1,10 @@
 """The one training / evaluation loop for every model.
 
 Adam, gradient-norm clipping, optional linear warm-up, evaluation on the validation set after every
-epoch. Model selection: the epoch with the best validation `train.select_metric` (accuracy by
-default), ties broken by validation macro-F1, then by the earlier epoch; its weights are the
-checkpoint that is tested.
+epoch (and every `train.eval_every_steps` optimiser steps when that is set). Model selection: the
+evaluation with the best validation `train.select_metric` (accuracy or macro_f1: highest; loss:
+lowest), ties broken by the higher validation macro-F1, then by the earlier evaluation; those weights
+are the checkpoint that is tested.
 """
 import contextlib
 import time
@@ -60,25 +61,43 @@ def make_optimizer(model, cfg, total_steps):
 
 
 def is_better(current, best, metric):
+    """Higher is better for accuracy / macro_f1, lower for loss; ties go to macro-F1, then to the earlier."""
     if best is None:
         return True
-    return (current[metric], current["macro_f1"]) > (best[metric], best["macro_f1"])
+    sign = -1.0 if metric == "loss" else 1.0
+    return (sign * current[metric], current["macro_f1"]) > (sign * best[metric], best["macro_f1"])
 
 
 def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
-    """Train; call on_best(epoch, val_metrics) whenever validation improves.
+    """Train; validate after every epoch (and every train.eval_every_steps steps when set); call
+    on_best(epoch, val_metrics) whenever validation improves.
     Returns (per-epoch history, best validation metrics, timing)."""
     tcfg = cfg["train"]
-    epochs, max_steps = tcfg["epochs"], tcfg.get("max_steps")
+    epochs, max_steps, eval_every = tcfg["epochs"], tcfg.get("max_steps"), tcfg.get("eval_every_steps")
+    metric = tcfg.get("select_metric", "accuracy")
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
     optimizer, scheduler = make_optimizer(model, tcfg, total)
     bf16 = bool(tcfg.get("amp_bf16"))
-    history, best, step, samples, tokens = [], None, 0, 0, 0
+    history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
+    best = None
     train_seconds = 0.0
     start = time.perf_counter()
+
+    def validate(epoch):
+        nonlocal best, evaluations
+        evaluations += 1
+        val = dict(evaluate(model, val_loader, device, bf16), epoch=epoch, step=step)
+        improved = is_better(val, best, metric)
+        if improved:
+            best = val
+            on_best(epoch, val)
+        model.train()
+        return val, improved
+
     for epoch in range(1, epochs + 1):
         model.train()
-        epoch_start, loss_sum, batches = time.perf_counter(), 0.0, 0
+        loss_sum, batches, epoch_train = 0.0, 0, 0.0
+        mark = time.perf_counter()
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
         for batch in bar:
             batch = move(batch, device)
@@ -100,16 +119,17 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
             if max_steps and step >= max_steps:
                 break
-        train_seconds += time.perf_counter() - epoch_start
-        val = evaluate(model, val_loader, device, bf16)
+            if eval_every and step % eval_every == 0 and batches < len(train_loader):
+                epoch_train += time.perf_counter() - mark
+                validate(epoch)
+                mark = time.perf_counter()
+        epoch_train += time.perf_counter() - mark
+        train_seconds += epoch_train
+        val, improved = validate(epoch)
         record = {"epoch": epoch, "step": step, "train_loss": round(loss_sum / max(1, batches), 5),
                   "val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_macro_f1": val["macro_f1"],
-                  "seconds": round(time.perf_counter() - start, 1)}
+                  "best_val_" + metric: best[metric], "seconds": round(time.perf_counter() - start, 1)}
         history.append(record)
-        improved = is_better(val, best, tcfg.get("select_metric", "accuracy"))
-        if improved:
-            best = val
-            on_best(epoch, val)
         log(f"epoch {epoch}: train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
             f"val acc {val['accuracy']:.2f}  val macro-F1 {val['macro_f1']:.2f}  "
             f"({record['seconds']:.0f} s){'  *best' if improved else ''}")
@@ -117,6 +137,7 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
             break
     wall = time.perf_counter() - start
     timing = {"wall_seconds": round(wall, 1), "train_seconds": round(train_seconds, 1), "steps": step,
+              "validations": evaluations,
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
     return history, best, timing

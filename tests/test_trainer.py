@@ -1,0 +1,46 @@
+"""The training loop's model selection and step-level validation (train/trainer.py)."""
+import numpy as np
+import torch
+
+from conftest import compose_cfg
+from src.dataset import ABSADataset, make_loader
+from src.models import DataInfo, build_model
+from train.trainer import fit, is_better
+
+
+def test_selection_prefers_higher_accuracy_lower_loss_and_breaks_ties_on_macro_f1():
+    a = {"accuracy": 70.0, "macro_f1": 60.0, "loss": 0.30}
+    b = {"accuracy": 70.0, "macro_f1": 65.0, "loss": 0.35}
+    assert is_better(a, None, "accuracy")
+    assert is_better(b, a, "accuracy") and not is_better(a, b, "accuracy")
+    assert is_better(a, b, "loss") and not is_better(b, a, "loss")
+    assert not is_better(dict(a), a, "accuracy")  # an equal result keeps the earlier checkpoint
+
+
+def _tiny_data(n=48, length=9, vocab=30, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, length + 1, size=n).astype(np.int32)
+    sentence = np.zeros((n, length), dtype=np.int32)
+    for k, size in enumerate(lengths):
+        sentence[k, :size] = rng.integers(3, vocab, size=size)
+    return {"sentence": sentence, "sentence_len": lengths, "aspect": sentence[:, :1].copy(),
+            "aspect_len": np.ones(n, dtype=np.int32), "label": rng.integers(0, 3, size=n).astype(np.int64)}
+
+
+def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
+    cfg = compose_cfg("mams-atsa")
+    cfg["train"].update(epochs=2, batch_size=8, eval_every_steps=2, bucket_by_length=False)
+    cfg["model"].update(capsule_size=8, dropout=0.0)
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
+                                               sentiment=rng.normal(size=(3, 6))))
+    data = ABSADataset(_tiny_data(), model.input_fields("atsa"))
+    loader = make_loader(data, 8, shuffle=True, seed=0)
+    saved = []
+    history, best, timing = fit(model, loader, make_loader(data, 16), cfg, torch.device("cpu"),
+                                lambda epoch, val: saved.append((epoch, val["step"])), log=lambda *_: None)
+    # 6 steps an epoch: validations after steps 2 and 4 inside each epoch, plus one at each epoch's end
+    assert timing["validations"] == 6 and timing["steps"] == 12
+    assert [h["step"] for h in history] == [6, 12]
+    assert saved and saved[-1][1] == best["step"] and best["step"] in {2, 4, 6, 8, 10, 12}
