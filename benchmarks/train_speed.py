@@ -24,7 +24,7 @@ from src.models import build_model, get_model_class  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
 from train.run import set_seed  # noqa: E402
-from train.trainer import autocast, make_optimizer, move  # noqa: E402
+from train.trainer import make_optimizer, move, train_step  # noqa: E402
 
 
 def peak_rss_mib():
@@ -38,7 +38,7 @@ def time_training(cfg, data, device, steps, warmup=5):
     dataset = ABSADataset(data.split("train"), fields)
     loader = make_loader(dataset, cfg["train"]["batch_size"], shuffle=True, seed=0,
                          bucket_chunk=cfg["train"]["bucket_chunk"] if cfg["train"]["bucket_by_length"] else None)
-    optimizer, _ = make_optimizer(model, cfg["train"], steps + warmup)
+    optimizer, scheduler = make_optimizer(model, cfg["train"], steps + warmup)
     bf16 = bool(cfg["train"].get("amp_bf16"))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -50,14 +50,7 @@ def time_training(cfg, data, device, steps, warmup=5):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 start, samples, tokens = time.perf_counter(), 0, 0
-            batch = move(batch, device)
-            with autocast(device, bf16):
-                scores = model(batch)
-            loss = model.loss(scores.float(), batch["label"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["train"]["grad_clip"])
-            optimizer.step()
+            train_step(model, move(batch, device), optimizer, scheduler, cfg["train"]["grad_clip"], device, bf16)
             samples += len(batch["label"])
             tokens += int(batch.get("bert_len", batch["sentence_len"]).sum())
             done += 1

@@ -1,6 +1,7 @@
 """The jobs behind main.py's modes: train, test. (predict lives in predict.py.)"""
 import json
 import logging
+import logging.handlers
 import random
 import sys
 import time
@@ -42,20 +43,30 @@ def run_dir(cfg, seed):
     return Path(cfg["paths"]["runs"]) / cfg["data"]["name"] / name / f"seed{seed}"
 
 
-def make_logger(path=None):
-    logger = logging.getLogger(f"absa.{path}")
+def make_logger(name="absa"):
+    """A logger printing to stdout that also keeps its records until attach_log_file() names a file,
+    so a run that fails before training (bad data, bad options) leaves no run folder behind."""
+    logger = logging.getLogger(name)
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
     stream = logging.StreamHandler(sys.stdout)
     stream.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(stream)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
+    logger.addHandler(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1))
     return logger
+
+
+def attach_log_file(logger, path):
+    """Write the records kept so far to `path` and everything after them too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    for memory in [h for h in logger.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
+        memory.setTarget(handler)
+        memory.flush()
+        logger.removeHandler(memory)
+    logger.addHandler(handler)
 
 
 def datasets(data, cfg, fields, splits):
@@ -68,7 +79,7 @@ def train_job(cfg, seed, device_name="auto"):
     if cfg["train"].get("num_threads"):
         torch.set_num_threads(int(cfg["train"]["num_threads"]))
     out = run_dir(cfg, seed)
-    logger = make_logger(out / "train.log")
+    logger = make_logger()
     log = logger.info
     device = pick_device(device_name)
     task = cfg["data"]["task"]
@@ -91,6 +102,9 @@ def train_job(cfg, seed, device_name="auto"):
         f"{len(sets['train'])}/{len(sets['val'])}/{len(sets['test'])} instances, {n_params:,} trainable parameters")
     resolved = dict(cfg, seed=seed)
     ckpt = out / "checkpoint.pt"
+    attach_log_file(logger, out / "train.log")
+    for stale in ("metrics.json", "curves.png", "confusion.png"):  # from an earlier run in this folder
+        (out / stale).unlink(missing_ok=True)
 
     def on_best(epoch, val):
         save_checkpoint(ckpt, model, resolved, data.fingerprints(), {"epoch": epoch, "step": val["step"], "val": val})

@@ -68,6 +68,21 @@ def is_better(current, best, metric):
     return (sign * current[metric], current["macro_f1"]) > (sign * best[metric], best["macro_f1"])
 
 
+def train_step(model, batch, optimizer, scheduler, grad_clip, device, bf16=False):
+    """One optimiser step on a batch already on `device`; returns the loss tensor."""
+    with autocast(device, bf16):
+        scores = model(batch)
+    loss = model.loss(scores.float(), batch["label"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss
+
+
 def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
     """Train; validate after every epoch (and every train.eval_every_steps steps when set); call
     on_best(epoch, val_metrics) whenever validation improves.
@@ -101,15 +116,7 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
         for batch in bar:
             batch = move(batch, device)
-            with autocast(device, bf16):
-                scores = model(batch)
-            loss = model.loss(scores.float(), batch["label"])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg.get("grad_clip"):
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            optimizer.step()
-            scheduler.step()
+            loss = train_step(model, batch, optimizer, scheduler, tcfg.get("grad_clip"), device, bf16)
             step += 1
             batches += 1
             loss_sum += loss.item()
