@@ -11,7 +11,7 @@ import sys
 
 from src.errors import UserError
 
-MODES = ("download", "preprocess", "train", "test", "predict")
+MODES = ("download", "preprocess", "train", "test", "predict", "report")
 
 
 def parse_args(argv=None):
@@ -54,6 +54,11 @@ def main(argv=None):
     elif args.mode == "test":
         from train.run import print_json, test_job
         print_json(test_job(cfg, args.seed, args.device, args.checkpoint))
+    elif args.mode == "report":
+        from pathlib import Path
+        from train.report import report
+        runs = Path(cfg["paths"]["runs"])
+        print(report(runs, runs / "summary.md"), end="")
     elif args.mode == "predict":
         from pathlib import Path
         from train.predict import predict, read_requests

@@ -1,0 +1,41 @@
+"""Collect the run folders' metrics.json into one table: mean and standard deviation over seeds."""
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from data_process.atomic import write_text
+
+
+def collect(runs_root):
+    """{(dataset, run name): [metrics.json dicts]} for every runs/<dataset>/<run>/seed*/metrics.json."""
+    groups = defaultdict(list)
+    for path in sorted(Path(runs_root).glob("*/*/seed*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        groups[(metrics["dataset"], metrics.get("run_name", metrics["model"]))].append(metrics)
+    return groups
+
+
+def _mean_std(values):
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}" if len(values) > 1 else f"{mean:.2f}"
+
+
+def markdown_table(groups):
+    lines = ["| dataset | model | seeds | device | test accuracy | test macro-F1 | wall s (mean) |",
+             "|---|---|---|---|---|---|---|"]
+    for (dataset, name), runs in sorted(groups.items()):
+        seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
+        devices = ",".join(sorted({r["device"] for r in runs}))
+        wall = statistics.fmean(r["timing"]["wall_seconds"] for r in runs)
+        lines.append(f"| {dataset} | {name} | {seeds} | {devices} | {_mean_std([r['test']['accuracy'] for r in runs])} "
+                     f"| {_mean_std([r['test']['macro_f1'] for r in runs])} | {wall:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(runs_root, out_file=None):
+    table = markdown_table(collect(runs_root))
+    if out_file:
+        write_text(out_file, table)
+    return table
