@@ -296,3 +296,14 @@ def test_vocabulary_counts_each_sentence_once_although_each_aspect_is_an_instanc
     assert counts["the"] == 2 and counts["food"] == 1 and counts["rare"] == 1
     vocab = Vocab.build(counts, min_freq=2)
     assert {"the", "was"} <= set(vocab.words) and "food" not in vocab.index and "rare" not in vocab.index
+
+
+def test_atomic_writes_leave_files_with_the_usual_permissions_and_no_temp_files(tmp_path):
+    import os
+    from data_process.atomic import write_text
+    write_text(tmp_path / "out.txt", "hello")
+    mode = (tmp_path / "out.txt").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
