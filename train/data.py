@@ -33,7 +33,8 @@ class PreparedData:
                         sentiment=np.load(self.dir / "sentiment.npy"))
 
     def fingerprints(self):
-        prints = {"vocabulary": self.summary["vocab_fingerprint"]}
+        """What a checkpoint's weights depend on: the word vocabulary, or for BERT models the
+        backbone's tokenizer (the word vocabulary only seeds their guide capsules)."""
         if self.bert_dir is not None:
-            prints["BERT inputs"] = Path(self.bert_dir).name
-        return prints
+            return {"BERT inputs": Path(self.bert_dir).name}
+        return {"vocabulary": self.summary["vocab_fingerprint"]}
