@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_process.preprocess import preprocess  # noqa: E402
 from src.dataset import ABSADataset, make_loader  # noqa: E402
-from src.models import build_model, get_model_class  # noqa: E402
+from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
 from train.run import set_seed  # noqa: E402
@@ -34,8 +34,7 @@ def peak_rss_mib():
 def time_training(cfg, data, device, steps, warmup=5):
     set_seed(0)
     model = build_model(cfg["model"], data.info()).to(device)
-    fields = get_model_class(cfg["model"]["name"]).input_fields(cfg["data"]["task"])
-    dataset = ABSADataset(data.split("train"), fields)
+    dataset = ABSADataset(data.split("train"), model.input_fields(cfg["data"]["task"]))
     loader = make_loader(dataset, cfg["train"]["batch_size"], shuffle=True, seed=0,
                          bucket_chunk=cfg["train"]["bucket_chunk"] if cfg["train"]["bucket_by_length"] else None)
     optimizer, scheduler = make_optimizer(model, cfg["train"], steps + warmup)

@@ -43,6 +43,7 @@ def padded(rows, width=None):
 
 SENTENCES = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15, 16, 17, 18, 19]]
 TERMS = [[7, 8], [13], [19]]
+CONTEXTS = [[5, 6, 2, 9, 10, 11], [12, 2, 14], [15, 16, 17, 18, 2]]  # the term replaced by <aspect> (2)
 CATEGORIES = [0, 3, 1]
 
 
@@ -51,10 +52,11 @@ def make_batch(task, indices=(0, 1, 2), extra_pad=0):
     batch = {"sentence": sentence, "sentence_len": sentence_len}
     if task == "atsa":
         batch["aspect"], batch["aspect_len"] = padded([TERMS[i] for i in indices])
+        batch["context"], batch["context_len"] = padded([CONTEXTS[i] for i in indices])
     else:
         batch["category"] = torch.tensor([CATEGORIES[i] for i in indices])
     if extra_pad:
-        for key in ("sentence", "aspect"):
+        for key in ("sentence", "aspect", "context"):
             if key in batch:
                 batch[key] = torch.cat([batch[key], torch.zeros(len(indices), extra_pad, dtype=torch.long)], dim=1)
     batch["label"] = torch.tensor([0, 1, 2])[: len(indices)]
@@ -141,6 +143,18 @@ def test_model_registry_rejects_a_task_the_model_does_not_support():
 
 
 def test_capsnet_input_fields_per_task():
-    cls = get_model_class("capsnet")
-    assert cls.input_fields("atsa") == ("sentence", "aspect")
-    assert cls.input_fields("acsa") == ("sentence", "category")
+    assert build("atsa").input_fields("atsa") == ("context", "aspect")
+    assert build("atsa", atsa_input="sentence").input_fields("atsa") == ("sentence", "aspect")
+    assert build("acsa").input_fields("acsa") == ("sentence", "category")
+
+
+@pytest.mark.parametrize("atsa_input", ["context", "sentence"])
+def test_atsa_capsnet_reads_only_the_configured_word_field(atsa_input):
+    model = build("atsa", atsa_input=atsa_input)
+    batch = make_batch("atsa")
+    other = "sentence" if atsa_input == "context" else "context"
+    changed = dict(batch, **{other: torch.full_like(batch[other], 3)})
+    with torch.no_grad():
+        assert torch.equal(model(batch), model(changed))
+        reread = dict(batch, **{atsa_input: torch.where(batch[atsa_input] > 0, 3, 0)})
+        assert not torch.allclose(model(batch), model(reread))

@@ -23,7 +23,10 @@ def _tiny_data(n=48, length=9, vocab=30, seed=0):
     sentence = np.zeros((n, length), dtype=np.int32)
     for k, size in enumerate(lengths):
         sentence[k, :size] = rng.integers(3, vocab, size=size)
-    return {"sentence": sentence, "sentence_len": lengths, "aspect": sentence[:, :1].copy(),
+    context = sentence.copy()
+    context[:, 0] = 2  # the term (first word) replaced by the <aspect> marker
+    return {"sentence": sentence, "sentence_len": lengths, "context": context, "context_len": lengths,
+            "aspect": sentence[:, :1].copy(),
             "aspect_len": np.ones(n, dtype=np.int32), "label": rng.integers(0, 3, size=n).astype(np.int64)}
 
 

@@ -14,7 +14,6 @@ from data_process.vocab import Vocab
 from data_process.xml_reader import LABELS, Instance
 from src.dataset import ABSADataset, make_loader
 from src.errors import UserError
-from src.models import get_model_class
 
 from .trainer import predict_scores
 
@@ -86,8 +85,7 @@ def predict(model, data, cfg, requests, device):
     if data.bert_dir is not None:
         from data_process.bert_inputs import encode_bert
         arrays.update(encode_bert(instances, cfg))
-    fields = get_model_class(cfg["model"]["name"]).input_fields(task)
-    loader = make_loader(ABSADataset(arrays, fields), cfg["train"]["eval_batch_size"])
+    loader = make_loader(ABSADataset(arrays, model.input_fields(task)), cfg["train"]["eval_batch_size"])
     scores, _ = predict_scores(model, loader, device)
     probs = model.probabilities(scores)
     results = []

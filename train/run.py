@@ -83,15 +83,14 @@ def train_job(cfg, seed, device_name="auto"):
     log = logger.info
     device = pick_device(device_name)
     task = cfg["data"]["task"]
-    model_cls = get_model_class(cfg["model"]["name"])
+    get_model_class(cfg["model"]["name"])  # an unknown model fails before any work
     prep_start = time.perf_counter()
     data = PreparedData(cfg, log=log)
     prep_seconds = time.perf_counter() - prep_start
-    fields = model_cls.input_fields(task)
-    sets = datasets(data, cfg, fields, ("train", "val", "test"))
 
     set_seed(seed)
     model = build_model(cfg["model"], data.info()).to(device)
+    sets = datasets(data, cfg, model.input_fields(task), ("train", "val", "test"))
     tcfg = cfg["train"]
     train_loader = make_loader(sets["train"], tcfg["batch_size"], shuffle=True, seed=seed,
                                bucket_chunk=tcfg.get("bucket_chunk") if tcfg.get("bucket_by_length") else None)
@@ -156,8 +155,7 @@ def test_job(cfg, seed, device_name="auto", checkpoint=None):
     checkpoint = Path(checkpoint) if checkpoint else run_dir(cfg, seed) / "checkpoint.pt"
     log = make_logger().info
     model, data, ckpt_cfg = load_for_inference(cfg, checkpoint, device, log)
-    fields = get_model_class(ckpt_cfg["model"]["name"]).input_fields(ckpt_cfg["data"]["task"])
-    test_set = datasets(data, ckpt_cfg, fields, ("test",))["test"]
+    test_set = datasets(data, ckpt_cfg, model.input_fields(ckpt_cfg["data"]["task"]), ("test",))["test"]
     loader = make_loader(test_set, cfg["train"]["eval_batch_size"])
     test = evaluate(model, loader, device, bool(ckpt_cfg["train"].get("amp_bf16")))
     log(f"{checkpoint}: test on {len(test_set)} instances")

@@ -2,7 +2,7 @@
 
 Every model class provides:
   - `tasks`: the tasks it supports ("atsa", "acsa")
-  - `input_fields(task)`: the processed fields it reads from a batch
+  - `input_fields(task)` (a method of the built model): the processed fields it reads from a batch
   - `from_config(model_cfg, info)`: build it from its config section and a DataInfo
   - `forward(batch) -> (B, 3)` class scores (capsule lengths or logits); the largest wins
   - `loss(scores, labels)` and `probabilities(scores)`

@@ -10,8 +10,7 @@ from .backbone import BERT_FIELDS, encode_pairs, load_bert
 class BertPair(nn.Module):
     tasks = ("atsa", "acsa")
 
-    @staticmethod
-    def input_fields(task):
+    def input_fields(self, task):
         return BERT_FIELDS
 
     @classmethod

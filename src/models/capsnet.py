@@ -1,6 +1,8 @@
 """CapsNet (paper Section 3): word vectors + aspect -> BiGRU encoder -> capsule head -> class capsules.
 
-ATSA: the aspect vector is the mean of the term's word vectors. ACSA: a learned category embedding
+ATSA: the aspect vector is the mean of the term's word vectors; the words read are, by default, the
+context (the sentence with the term replaced by an <aspect> marker, the authors' code's input), which
+tells the encoder where the term is; `model.atsa_input: sentence` reads the plain sentence. ACSA: a learned category embedding
 (the paper; the authors' code looked categories up in the word table by mistake).
 """
 import torch
@@ -14,21 +16,27 @@ from ..losses import make_loss
 class CapsNet(nn.Module):
     tasks = ("atsa", "acsa")
 
-    @staticmethod
-    def input_fields(task):
-        return ("sentence", "aspect") if task == "atsa" else ("sentence", "category")
+    def input_fields(self, task):
+        return (self.words_field, "aspect") if task == "atsa" else ("sentence", "category")
 
     @classmethod
     def from_config(cls, cfg, info):
         return cls(info.embeddings, info.sentiment, info.task, info.num_categories, info.num_classes,
                    capsule_size=cfg["capsule_size"], num_layers=cfg["num_layers"], dropout=cfg["dropout"],
                    scale_init=cfg["routing_scale"], embed_projection=cfg.get("embed_projection"),
-                   freeze_embeddings=cfg.get("freeze_embeddings", False), loss=cfg["loss"])
+                   freeze_embeddings=cfg.get("freeze_embeddings", False), loss=cfg["loss"],
+                   atsa_input=cfg.get("atsa_input", "context"))
 
     def __init__(self, embeddings, sentiment, task, num_categories, num_classes, capsule_size, num_layers,
-                 dropout, scale_init, embed_projection=None, freeze_embeddings=False, loss=None):
+                 dropout, scale_init, embed_projection=None, freeze_embeddings=False, loss=None,
+                 atsa_input="context"):
         super().__init__()
         self.task = task
+        if atsa_input not in ("context", "sentence"):
+            raise ValueError(f"atsa_input must be 'context' or 'sentence', not {atsa_input!r}")
+        # ATSA reads the context (the term replaced by the <aspect> marker, as the authors' code does)
+        # or the plain sentence; ACSA always reads the sentence.
+        self.words_field = atsa_input if task == "atsa" else "sentence"
         vectors = torch.as_tensor(embeddings, dtype=torch.float32)
         self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze_embeddings, padding_idx=0)
         word_size = vectors.size(1)
@@ -57,7 +65,7 @@ class CapsNet(nn.Module):
         return (self._words(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # mean of term words
 
     def forward(self, batch):
-        ids, lengths = batch["sentence"], batch["sentence_len"]
+        ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
         mask = ids != 0
         words = self.dropout(self._words(ids))                    # (B, T, w)
         aspect = self.dropout(self.aspect_vector(batch))          # (B, w)

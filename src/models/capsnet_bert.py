@@ -12,8 +12,7 @@ from .backbone import BERT_FIELDS, encode_pairs, load_bert
 class CapsNetBert(nn.Module):
     tasks = ("atsa", "acsa")
 
-    @staticmethod
-    def input_fields(task):
+    def input_fields(self, task):
         return BERT_FIELDS + ("bert_sentence_mask", "bert_aspect_mask")
 
     @classmethod
