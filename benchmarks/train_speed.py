@@ -24,7 +24,7 @@ from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
 from train.run import set_seed  # noqa: E402
-from train.trainer import make_optimizer, move, train_step  # noqa: E402
+from train.trainer import make_optimizer, move, token_count, train_step  # noqa: E402
 
 
 def peak_rss_mib():
@@ -51,7 +51,7 @@ def time_training(cfg, data, device, steps, warmup=5):
                 start, samples, tokens = time.perf_counter(), 0, 0
             train_step(model, move(batch, device), optimizer, scheduler, cfg["train"]["grad_clip"], device, bf16)
             samples += len(batch["label"])
-            tokens += int(batch.get("bert_len", batch["sentence_len"]).sum())
+            tokens += int(token_count(batch))
             done += 1
             if done == steps + warmup:
                 break

@@ -31,8 +31,8 @@ class ABSADataset(Dataset):
         return index
 
     def lengths(self):
-        key = "bert_len" if "bert_len" in self.arrays else "sentence_len"
-        return self.arrays[key].numpy()
+        """Real lengths of the first (main) input field, for length bucketing."""
+        return self.arrays[LENGTH_OF[self.fields[0]]].numpy()
 
     def collate(self, indices):
         idx = torch.as_tensor(indices, dtype=torch.long)

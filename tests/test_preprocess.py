@@ -307,3 +307,14 @@ def test_atomic_writes_leave_files_with_the_usual_permissions_and_no_temp_files(
     os.umask(umask)
     assert mode == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_length_bucketing_uses_the_main_input_field_even_without_sentence_fields():
+    arrays = toy_arrays()
+    arrays["context"], arrays["context_len"] = arrays.pop("sentence"), arrays.pop("sentence_len")
+    dataset = ABSADataset(arrays, ("context", "aspect"))
+    assert "sentence_len" not in dataset.arrays
+    assert dataset.lengths().tolist() == arrays["context_len"].tolist()
+    batches = list(make_loader(dataset, batch_size=8, shuffle=True, seed=0, bucket_chunk=2))
+    assert sum(len(b["label"]) for b in batches) == 37
+    assert all(b["context"].shape[1] == int(b["context_len"].max()) for b in batches)

@@ -121,7 +121,7 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
             batches += 1
             loss_sum += loss.item()
             samples += len(batch["label"])
-            tokens += int(_token_count(batch))
+            tokens += int(token_count(batch))
             if step % tcfg.get("log_every", 50) == 0:
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
             if max_steps and step >= max_steps:
@@ -150,8 +150,9 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
     return history, best, timing
 
 
-def _token_count(batch):
-    for key in ("bert_len", "sentence_len"):
+def token_count(batch):
+    """Real (non-padding) tokens in a batch: word pieces for BERT inputs, else words."""
+    for key in ("bert_len", "context_len", "sentence_len"):
         if key in batch:
             return batch[key].sum()
     return 0
