@@ -1,14 +1,16 @@
 """CapsNet (paper Section 3): word vectors + aspect -> BiGRU encoder -> capsule head -> class capsules.
 
-ATSA: the aspect vector is the mean of the term's word vectors; the words read are, by default, the
-context (the sentence with the term replaced by an <aspect> marker, the authors' code's input), which
-tells the encoder where the term is; `model.atsa_input: sentence` reads the plain sentence. ACSA: a learned category embedding
-(the paper; the authors' code looked categories up in the word table by mistake).
+ATSA: the aspect vector is the mean of the term's word vectors (Eq. 1); the words read are, by
+default, the context (the sentence with the term replaced by an <aspect> marker, the authors' code's
+input), which tells the encoder where the term is; `model.atsa_input: sentence` reads the plain
+sentence. ACSA: a learned category embedding (the paper; the authors' code looked categories up in
+the word table by mistake).
 """
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..errors import UserError
 from ..layers import CapsuleHead
 from ..losses import make_loss
 
@@ -33,7 +35,7 @@ class CapsNet(nn.Module):
         super().__init__()
         self.task = task
         if atsa_input not in ("context", "sentence"):
-            raise ValueError(f"atsa_input must be 'context' or 'sentence', not {atsa_input!r}")
+            raise UserError(f"model.atsa_input must be 'context' or 'sentence', not {atsa_input!r}")
         # ATSA reads the context (the term replaced by the <aspect> marker, as the authors' code does)
         # or the plain sentence; ACSA always reads the sentence.
         self.words_field = atsa_input if task == "atsa" else "sentence"
