@@ -3,7 +3,6 @@
 A text file is streamed once, line by line (a 5.6 GB glove.840B.300d.txt is never loaded whole),
 and only the vectors of the words asked for are parsed.
 """
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +105,3 @@ def embedding_matrix(vocab, vectors, dim, oov_range, seed):
     coverage = hits / max(1, len(vocab) - len(SPECIALS))
     return matrix, coverage
 
-
-def file_sha256(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
