@@ -19,11 +19,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_process.preprocess import preprocess  # noqa: E402
-from src.dataset import ABSADataset, make_loader  # noqa: E402
+from src.dataset import ABSADataset  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
-from train.run import set_seed  # noqa: E402
+from train.run import make_train_loader, set_seed  # noqa: E402
 from train.trainer import make_optimizer, move, token_count, train_step  # noqa: E402
 
 
@@ -35,8 +35,7 @@ def time_training(cfg, data, device, steps, warmup=5):
     set_seed(0)
     model = build_model(cfg["model"], data.info()).to(device)
     dataset = ABSADataset(data.split("train"), model.input_fields(cfg["data"]["task"]))
-    loader = make_loader(dataset, cfg["train"]["batch_size"], shuffle=True, seed=0,
-                         bucket_chunk=cfg["train"]["bucket_chunk"] if cfg["train"]["bucket_by_length"] else None)
+    loader = make_train_loader(dataset, cfg["train"], seed=0)
     optimizer, scheduler = make_optimizer(model, cfg["train"], steps + warmup)
     bf16 = bool(cfg["train"].get("amp_bf16"))
     if device.type == "cuda":

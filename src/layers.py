@@ -11,6 +11,17 @@ def squash(s, dim=-1, eps=1e-9):
     return s * (norm2 / (1.0 + norm2)) / torch.sqrt(norm2 + eps)
 
 
+def masked_mean(vectors, mask):
+    """Mean over dim 1 of (B, T, d) vectors where mask (B, T) is nonzero; zeros when none is."""
+    mask = mask.unsqueeze(-1).to(vectors.dtype)
+    return (vectors * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def lengths_to_probabilities(lengths):
+    """Capsule lengths normalised to sum to one (for display; the ranking is the lengths')."""
+    return lengths / lengths.sum(-1, keepdim=True).clamp(min=1e-9)
+
+
 def masked_softmax(scores, mask, dim=-1):
     """Softmax over `dim` where mask is True; masked positions get exactly zero weight."""
     scores = scores.masked_fill(~mask, float("-inf"))

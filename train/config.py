@@ -81,19 +81,19 @@ def set_key(cfg, item):
         raise UserError(f"--set {item!r}: unknown key {key!r} (known in this section: "
                         f"{', '.join(sorted(node))})")
     current = node[leaf]
-    if isinstance(value, str) and isinstance(current, (int, float)) and not isinstance(current, bool):
-        try:
-            value = float(value)  # YAML 1.1 reads "1e-3" as a string
-        except ValueError:
-            pass
-    if isinstance(current, bool) and not isinstance(value, bool):
-        raise UserError(f"--set {item!r}: {key} takes true or false")
-    if isinstance(current, (int, float)) and not isinstance(current, bool) \
-            and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise UserError(f"--set {item!r}: {key} takes a number")
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float) \
-            and not value.is_integer():
-        raise UserError(f"--set {item!r}: {key} takes a whole number")
-    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
-        value = int(value)
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"--set {item!r}: {key} takes true or false")
+    elif isinstance(current, (int, float)):
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads "1e-3" as a string
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"--set {item!r}: {key} takes a number")
+        if isinstance(current, int) and isinstance(value, float):
+            if not value.is_integer():
+                raise UserError(f"--set {item!r}: {key} takes a whole number")
+            value = int(value)
     node[leaf] = value

@@ -74,6 +74,12 @@ def datasets(data, cfg, fields, splits):
     return {s: ABSADataset(data.split(s), fields, limit) for s in splits}
 
 
+def make_train_loader(dataset, tcfg, seed):
+    """The shuffled training loader, bucketed by length when train.bucket_by_length is set."""
+    return make_loader(dataset, tcfg["batch_size"], shuffle=True, seed=seed,
+                       bucket_chunk=tcfg.get("bucket_chunk") if tcfg.get("bucket_by_length") else None)
+
+
 def train_job(cfg, seed, device_name="auto"):
     """Train one seed; test the validation-selected checkpoint; write the run folder. Returns test metrics."""
     if cfg["train"].get("num_threads"):
@@ -92,8 +98,7 @@ def train_job(cfg, seed, device_name="auto"):
     model = build_model(cfg["model"], data.info()).to(device)
     sets = datasets(data, cfg, model.input_fields(task), ("train", "val", "test"))
     tcfg = cfg["train"]
-    train_loader = make_loader(sets["train"], tcfg["batch_size"], shuffle=True, seed=seed,
-                               bucket_chunk=tcfg.get("bucket_chunk") if tcfg.get("bucket_by_length") else None)
+    train_loader = make_train_loader(sets["train"], tcfg, seed)
     val_loader = make_loader(sets["val"], tcfg["eval_batch_size"])
     test_loader = make_loader(sets["test"], tcfg["eval_batch_size"])
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..errors import UserError
-from ..layers import CapsuleHead
+from ..layers import CapsuleHead, lengths_to_probabilities, masked_mean
 from ..losses import make_loss
 
 
@@ -63,8 +63,7 @@ class CapsNet(nn.Module):
             vectors = self.category_embedding(batch["category"])
             return self.projection(vectors) if self.projection is not None else vectors
         ids = batch["aspect"]
-        mask = (ids != 0).unsqueeze(-1).float()
-        return (self._words(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # mean of term words
+        return masked_mean(self._words(ids), ids != 0)  # mean of the term's words
 
     def forward(self, batch):
         ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
@@ -77,7 +76,4 @@ class CapsNet(nn.Module):
         states = self.dropout(states + words.repeat(1, 1, 2))     # residual to both directions
         return self.head(states, mask, aspect)
 
-    @staticmethod
-    def probabilities(scores):
-        """Capsule lengths normalised to sum to one (for display; the ranking is the lengths')."""
-        return scores / scores.sum(-1, keepdim=True).clamp(min=1e-9)
+    probabilities = staticmethod(lengths_to_probabilities)

@@ -4,7 +4,7 @@ the mean of the aspect's token states is the aspect vector a. The capsule layers
 are the same modules CapsNet uses (src/layers.py, src/losses.py)."""
 import torch.nn as nn
 
-from ..layers import CapsuleHead
+from ..layers import CapsuleHead, lengths_to_probabilities, masked_mean
 from ..losses import make_loss
 from .backbone import BERT_FIELDS, encode_pairs, load_bert
 
@@ -30,11 +30,7 @@ class CapsNetBert(nn.Module):
 
     def forward(self, batch):
         states = self.dropout(encode_pairs(self.bert, batch)).float()
-        sentence_mask = batch["bert_sentence_mask"].bool()
-        aspect_mask = batch["bert_aspect_mask"].unsqueeze(-1).float()
-        aspect = (states * aspect_mask).sum(1) / aspect_mask.sum(1).clamp(min=1.0)
-        return self.head(states, sentence_mask, aspect)
+        aspect = masked_mean(states, batch["bert_aspect_mask"])
+        return self.head(states, batch["bert_sentence_mask"].bool(), aspect)
 
-    @staticmethod
-    def probabilities(scores):
-        return scores / scores.sum(-1, keepdim=True).clamp(min=1e-9)
+    probabilities = staticmethod(lengths_to_probabilities)
