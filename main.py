@@ -1,24 +1,26 @@
-"""The one entry point: python main.py --mode {download,preprocess,train,test,predict} [options].
+"""The one entry point: python main.py --mode {download,preprocess,train,test,predict,reproduce,table,...} [options].
 
 Examples:
     python main.py --mode train                                   # capsnet on mams-atsa, seed 0
     python main.py --mode test --model capsnet --dataset mams-acsa
     python main.py --mode predict --text "The decor is not special at all but their food is amazing." \
         --aspect decor --aspect food
+    python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
 """
 import argparse
 import sys
 
-from src.errors import UserError
+from common.errors import UserError
 
-MODES = ("download", "preprocess", "train", "test", "predict", "report")
+MODES = ("download", "preprocess", "train", "test", "predict", "report", "stats", "reproduce", "table")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
     parser.add_argument("--mode", choices=MODES, default="train")
     parser.add_argument("--model", default="capsnet", help="a name from configs/models (default capsnet)")
-    parser.add_argument("--dataset", default="mams-atsa", help="a name from configs/datasets (default mams-atsa)")
+    parser.add_argument("--dataset", help="a name from configs/datasets (default mams-atsa), or a folder of your "
+                        "own data: train and test (optionally val) files, .xml or .jsonl")
     parser.add_argument("--config", help="an experiment YAML merged over the model and dataset configs")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set train.epochs=1 (repeatable)")
@@ -29,25 +31,42 @@ def parse_args(argv=None):
     parser.add_argument("--aspect", action="append", default=[], help="predict: an aspect term or category (repeatable)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
+    grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/grid.py, train/table.py)")
+    grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3)")
+    grid.add_argument("--datasets", help="comma-separated datasets (default: the 6 columns of Table 3)")
+    grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
+    grid.add_argument("--jobs", type=int, default=1, help="runs trained at once, as separate processes (default 1)")
+    grid.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or Ray tasks")
+    grid.add_argument("--address", help="ray: the cluster address HOST:PORT (default: start a local Ray)")
+    grid.add_argument("--results", default="results", help="folder of table3.{md,csv,tex,png} (default results)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     from train.config import compose
-    cfg = compose(args.model, args.dataset, args.config, args.overrides)
+    if args.mode == "stats":
+        from train.stats import stats_job
+        names = [args.dataset] if args.dataset else None
+        print(stats_job(names, lambda name: compose(args.model, name, args.config, args.overrides)), end="")
+        return 0
+    if args.mode in ("reproduce", "table"):
+        from train.grid import grid_job
+        return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
+                        args.overrides, args.backend, args.address, args.results)
+    cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
 
     if args.mode == "download":
         from data_process.raw_data import download, split_files
-        written = download(cfg)
-        print(f"{cfg['data']['name']}: " + (f"downloaded {len(written)} file(s)" if written else "all split files present")
-              + f" under {next(iter(split_files(cfg).values())).parent}")
+        written = download(cfg.data, cfg.paths)
+        print(f"{cfg.data.name}: " + (f"downloaded {len(written)} file(s)" if written else "all split files present")
+              + f" under {next(iter(split_files(cfg.data, cfg.paths).values())).parent}")
     elif args.mode == "preprocess":
         from data_process.preprocess import preprocess
-        preprocess(cfg, force=args.force)
-        if cfg["model"].get("bert_path"):
-            from train.data import PreparedData
-            PreparedData(cfg)
+        from train.data import PreparedData
+        from train.run import model_inputs
+        preprocess(cfg.data, cfg.paths, force=args.force)
+        PreparedData(cfg.data, cfg.paths, model_inputs(cfg))  # the model's extra fields (BERT inputs)
     elif args.mode == "train":
         from train.run import print_json, train_job
         print_json(train_job(cfg, args.seed, args.device))
@@ -57,16 +76,18 @@ def main(argv=None):
     elif args.mode == "report":
         from pathlib import Path
         from train.report import report
-        runs = Path(cfg["paths"]["runs"])
+        runs = Path(cfg.paths.runs)
         print(report(runs, runs / "summary.md"), end="")
     elif args.mode == "predict":
         from pathlib import Path
         from train.predict import predict, read_requests
-        from train.run import load_for_inference, pick_device, print_json, run_dir
+        from train.run import load_for_inference, print_json
+        from train.run_folder import run_dir
+        from train.runtime import pick_device
         requests = read_requests(args.text, args.aspect, args.input)
         device = pick_device(args.device)
         checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        model, data, ckpt_cfg = load_for_inference(cfg, checkpoint, device, log=lambda *_: None)
+        model, data, ckpt_cfg, _ = load_for_inference(cfg, checkpoint, device, log=lambda *_: None)
         for result in predict(model, data, ckpt_cfg, requests, device):
             print_json(result)
     return 0

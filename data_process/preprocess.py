@@ -16,42 +16,45 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from src.errors import UserError
+from common.errors import UserError
 
 from . import embeddings as emb
-from .atomic import write_npy, write_npz, write_yaml
-from .encode import encode, tokenise
+from common.io import write_npy, write_npz, write_yaml
+from .encode import Encoder, tokenise
 from .lexicon import lexicon_words, sentiment_matrix
 from .raw_data import ensure_raw, sha256_of, split_files
 from .vocab import UNK, Vocab
-from .xml_reader import LABELS, read_semeval_xml
+from common.labels import LABELS
 
-PIPELINE_VERSION = 2
+from .sampling import sample_train
+from .user_dataset import read_split
+
+PIPELINE_VERSION = 3  # 3: left / right / sentence_distance fields
 SPLITS = ("train", "val", "test")
 
 
-def processed_dir(cfg):
-    return Path(cfg["paths"]["processed"]) / cfg["data"]["name"]
+def processed_dir(data, paths):
+    return Path(paths.processed) / data.name
 
 
-def fingerprint(cfg, files):
-    data = cfg["data"]
-    keys = {k: data.get(k) for k in ("task", "categories", "lowercase", "min_freq", "oov_init_range",
-                                      "val_fraction", "seed", "embedding_dim")}
+def fingerprint(data, files):
+    keys = {k: getattr(data, k) for k in ("task", "lowercase", "min_freq", "oov_init_range",
+                                           "val_fraction", "seed", "embedding_dim", "train_sample")}
+    keys["categories"] = list(data.categories) if data.categories else None
     parts = {
         "version": PIPELINE_VERSION,
         "nltk": version("nltk"),
         "raw": {split: sha256_of(path) for split, path in sorted(files.items())},
         "settings": keys,
-        "embeddings": emb.source_identity(data["embeddings"]),
+        "embeddings": emb.source_identity(data.embeddings),
         "lexicon": lexicon_words(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def is_current(cfg):
+def is_current(data, paths):
     """True when the processed arrays exist and match the raw files and settings."""
-    out = processed_dir(cfg)
+    out = processed_dir(data, paths)
     summary = out / "summary.yaml"
     if not summary.is_file():
         return False
@@ -60,36 +63,35 @@ def is_current(cfg):
     except (yaml.YAMLError, AttributeError):
         return False
     needed = [out / f"{s}.npz" for s in SPLITS] + [out / n for n in ("vocab.json", "embeddings.npy", "sentiment.npy")]
-    return stored == fingerprint(cfg, split_files(cfg)) and all(p.is_file() for p in needed)
+    return stored == fingerprint(data, split_files(data, paths)) and all(p.is_file() for p in needed)
 
 
-def preprocess(cfg, log=print, force=False):
+def preprocess(data, paths, log=print, force=False):
     """Run the pipeline if the outputs are missing or stale. Returns the output folder."""
-    ensure_raw(cfg, log)
-    out = processed_dir(cfg)
-    if not force and is_current(cfg):
+    ensure_raw(data, paths, log)
+    out = processed_dir(data, paths)
+    if not force and is_current(data, paths):
         log(f"{out}: up to date")
         return out
     start = time.perf_counter()
-    data = cfg["data"]
-    task, categories = data["task"], data.get("categories")
-    files = split_files(cfg)
-    instances, read_stats = read_instances(cfg)
-    tokenised = {s: tokenise(instances[s], task, data["lowercase"]) for s in SPLITS}
+    task = data.task
+    files = split_files(data, paths)
+    instances, read_stats = read_instances(data, paths)
+    tokenised = {s: tokenise(instances[s], task, data.lowercase) for s in SPLITS}
 
-    vocab = Vocab.build(sentence_token_counts(instances["train"], tokenised["train"]), data["min_freq"])
-    vectors, dim = emb.lookup_vectors(data["embeddings"], set(vocab.words) | _lexicon_set(),
-                                      data.get("embedding_dim"))
-    matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data["oov_init_range"], data["seed"])
+    vocab = Vocab.build(sentence_token_counts(instances["train"], tokenised["train"]), data.min_freq)
+    vectors, dim = emb.lookup_vectors(data.embeddings, set(vocab.words) | _lexicon_set(), data.embedding_dim)
+    matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data.oov_init_range, data.seed)
+    encoder = Encoder(vocab, task, data.categories, data.lowercase)
     sentiment, lexicon_hits = sentiment_matrix(vectors)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.yaml").unlink(missing_ok=True)  # no marker while the outputs are being replaced
     split_summary = {}
     for split in SPLITS:
-        arrays = encode(instances[split], tokenised[split], vocab, task, categories)
+        arrays = encoder.words(instances[split], tokenised[split])
         write_npz(out / f"{split}.npz", **arrays)
-        split_summary[split] = _split_summary(arrays, read_stats.get(split), data.get("expected_counts", {}).get(split))
+        split_summary[split] = _split_summary(arrays, read_stats.get(split), (data.expected_counts or {}).get(split))
     vocab.save(out / "vocab.json")
     write_npy(out / "embeddings.npy", matrix)
     write_npy(out / "sentiment.npy", sentiment)
@@ -97,18 +99,18 @@ def preprocess(cfg, log=print, force=False):
     train_tokens = Counter(t for x in tokenised["train"] for t in x.tokens)
     token_coverage = sum(c for w, c in train_tokens.items() if w in vectors) / max(1, sum(train_tokens.values()))
     summary = {
-        "dataset": data["name"],
+        "dataset": data.name,
         "task": task,
-        "fingerprint": fingerprint(cfg, files),
+        "fingerprint": fingerprint(data, files),
         "raw_files": {s: str(p) for s, p in files.items()},
-        "validation": "file" if "val" in files else f"held out: {data['val_fraction']} of train sentences, seed {data['seed']}",
+        "validation": "file" if "val" in files else f"held out: {data.val_fraction} of train sentences, seed {data.seed}",
         "vocab_size": len(vocab),
         "vocab_fingerprint": vocab.fingerprint,
-        "embeddings": {"source": str(data["embeddings"]), "dim": dim,
+        "embeddings": {"source": str(data.embeddings), "dim": dim,
                        "vocab_coverage": round(coverage, 4), "vocab_oov_rate": round(1 - coverage, 4),
                        "train_token_coverage": round(token_coverage, 4)},
         "sentiment_lexicon_words_found": lexicon_hits,
-        "categories": categories,
+        "categories": list(data.categories) if data.categories else None,
         "splits": split_summary,
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -118,16 +120,17 @@ def preprocess(cfg, log=print, force=False):
     return out
 
 
-def read_instances(cfg):
+def read_instances(data, paths, hold_out_val=True):
     """({split: [Instance]}, {split: read stats}) for train / val / test; a dataset without a
-    validation file gets one held out of train."""
-    data = cfg["data"]
+    validation file gets one held out of train (unless hold_out_val is False)."""
     instances, read_stats = {}, {}
-    for split, path in split_files(cfg).items():
-        instances[split], stats = read_semeval_xml(path, data["task"], data.get("categories"))
+    for split, path in split_files(data, paths).items():
+        instances[split], stats = read_split(path, data.task, data.categories)
         read_stats[split] = vars(stats)
-    if "val" not in instances:
-        instances["train"], instances["val"] = hold_out(instances["train"], data["val_fraction"], data["seed"])
+    if data.train_sample:  # MAMS-small: a sample of train with the paper's class counts
+        instances["train"], read_stats["train"]["sample"] = sample_train(instances["train"], data.train_sample, data.seed)
+    if "val" not in instances and hold_out_val:
+        instances["train"], instances["val"] = hold_out(instances["train"], data.val_fraction, data.seed)
     return instances, read_stats
 
 

@@ -3,9 +3,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from src.errors import UserError
+from common.errors import UserError
 
-from .atomic import write_json
+from common.io import write_json
 
 PAD, UNK, ASPECT = 0, 1, 2
 SPECIALS = ("<pad>", "<unk>", "<aspect>")

@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 import xml.etree.ElementTree as ET
 
-from src.errors import UserError
-
-LABELS = ("positive", "negative", "neutral")  # label index = position here
-LABEL_INDEX = {name: i for i, name in enumerate(LABELS)}
-DROPPED_POLARITIES = ("conflict",)
+from common.errors import UserError
+from common.labels import LABELS, LABEL_INDEX, DROPPED_POLARITIES
 
 
 @dataclass(frozen=True)

@@ -4,19 +4,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-# padded field -> the field holding its real lengths (used to trim a batch)
-LENGTH_OF = {
-    "sentence": "sentence_len", "aspect": "aspect_len", "context": "context_len", "aspect_mask": "sentence_len",
-    "bert_input_ids": "bert_len", "bert_token_type_ids": "bert_len", "bert_sentence_mask": "bert_len",
-    "bert_aspect_mask": "bert_len",
-}
+from data_process.fields import length_field
 
 
 class ABSADataset(Dataset):
     """The fields a model asks for (plus label and their length fields) of one split."""
 
     def __init__(self, arrays, fields, limit=None):
-        keep = set(fields) | {"label"} | {LENGTH_OF[f] for f in fields if f in LENGTH_OF}
+        missing = (set(fields) | {"label"}) - set(arrays)
+        # every padded (N, T) field is trimmed per batch to the longest real length of its row group
+        self.length_of = {} if missing else {f: length_field(f) for f in fields if arrays[f].ndim == 2}
+        keep = set(fields) | {"label"} | set(self.length_of.values())
         missing = keep - set(arrays)
         if missing:
             raise KeyError(f"processed arrays lack the fields {sorted(missing)}")
@@ -32,15 +30,15 @@ class ABSADataset(Dataset):
 
     def lengths(self):
         """Real lengths of the first (main) input field, for length bucketing."""
-        return self.arrays[LENGTH_OF[self.fields[0]]].numpy()
+        return self.arrays[length_field(self.fields[0])].numpy()
 
     def collate(self, indices):
         idx = torch.as_tensor(indices, dtype=torch.long)
         batch = {}
         for name, array in self.arrays.items():
             rows = array.index_select(0, idx)
-            if name in LENGTH_OF:
-                width = max(int(self.arrays[LENGTH_OF[name]].index_select(0, idx).max()), 1)
+            if name in self.length_of:
+                width = max(int(self.arrays[self.length_of[name]].index_select(0, idx).max()), 1)
                 rows = rows[:, :width]
             batch[name] = rows.long() if rows.dtype in (torch.int32, torch.int16, torch.uint8) else rows
         return batch

@@ -82,17 +82,53 @@ class CapsuleGuidedRouting(nn.Module):
         return squash(self.dropout(capsules))
 
 
+class DynamicRouting(nn.Module):
+    """Routing-by-agreement (Sabour et al. 2017) in place of Eqs. 5-6, for the CapsNet-DR ablation.
+    Prediction vectors u_j|i = W_j p_i (one matrix per class capsule, shared over positions, since
+    sentences vary in length); b_ij = 0; `iterations` times: c_ij = softmax_j(b_ij),
+    v_j = squash(s * sum_i c_ij u_i u_j|i), b_ij += u_j|i . v_j. The aspect-aware weights u_i and the
+    scale s are kept from CapsNet, so only the routing differs."""
+
+    def __init__(self, capsule_size, num_classes, iterations, scale_init, dropout):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_classes, capsule_size, capsule_size))
+        self.scale = nn.Parameter(torch.tensor(float(scale_init)))
+        self.iterations = iterations
+        self.dropout = nn.Dropout(dropout)
+        for matrix in self.weight.data:
+            nn.init.xavier_uniform_(matrix)
+
+    def forward(self, primary, norm_weights):
+        # primary (B, T, d), norm_weights (B, T) with zeros on padding
+        predictions = torch.einsum("btd,cde->btce", primary, self.weight)        # u_j|i  (B, T, C, d)
+        logits = predictions.new_zeros(predictions.shape[:3])                    # b_ij   (B, T, C)
+        weights = norm_weights.unsqueeze(-1) * self.scale
+        for _ in range(self.iterations - 1):
+            totals = torch.einsum("btc,btce->bce", torch.softmax(logits, dim=-1) * weights, predictions)
+            logits = logits + torch.einsum("btce,bce->btc", predictions, squash(totals))  # agreement
+        totals = torch.einsum("btc,btce->bce", torch.softmax(logits, dim=-1) * weights, predictions)
+        return squash(self.dropout(totals))
+
+
+def make_routing(kind, capsule_size, num_classes, scale_init, dropout, sentiment=None, iterations=3):
+    """'guided' (the paper's capsule-guided routing, Eqs. 5-6) or 'dynamic' (CapsNet-DR)."""
+    if kind == "guided":
+        return CapsuleGuidedRouting(capsule_size, num_classes, scale_init, dropout, sentiment)
+    return DynamicRouting(capsule_size, num_classes, iterations, scale_init, dropout)
+
+
 class CapsuleHead(nn.Module):
     """From encoder states and an aspect vector to class capsule lengths (Eqs. 3-6):
     primary capsules p_i = squash(W_p h_i + b_p), aspect capsule c = squash(W_a a + b_a),
-    aspect-aware normalisation, capsule-guided routing."""
+    aspect-aware normalisation, then the routing (capsule-guided by default, or dynamic)."""
 
-    def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None):
+    def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None,
+                 routing="guided", iterations=3):
         super().__init__()
         self.primary = nn.Linear(state_size, capsule_size)
         self.aspect = nn.Linear(aspect_size, capsule_size)
         self.normalise = BilinearAttention(capsule_size, capsule_size)
-        self.routing = CapsuleGuidedRouting(capsule_size, num_classes, scale_init, dropout, sentiment)
+        self.routing = make_routing(routing, capsule_size, num_classes, scale_init, dropout, sentiment, iterations)
 
     def forward(self, states, mask, aspect):
         primary = squash(self.primary(states))          # (B, T, d)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import torch
 
-from data_process.atomic import atomic_path
-from src.errors import UserError
+from common.io import atomic_path
+from common.errors import UserError
 
 FORMAT = 1
 

@@ -1,16 +1,67 @@
-"""Compose a run's configuration: default.yaml + models/<model>.yaml + datasets/<dataset>.yaml
-(+ an experiment file) + --set KEY=VALUE overrides, later ones winning key by key.
+"""Compose and check a run's configuration.
 
-A model file may hold `by_task: {atsa: {...}, acsa: {...}}`, merged in for the dataset's task.
+Sources, later ones winning key by key: configs/default.yaml, configs/models/<model>.yaml,
+configs/datasets/<dataset>.yaml, an experiment file (--config), then --set KEY=VALUE. A model or
+experiment file may hold `by_task: {atsa: {...}, acsa: {...}}`, merged in for the dataset's task.
+
+The composed tree is checked before any work: an unknown key, a wrong type or a value outside its
+choices or range is one UserError naming the file (or --set) that set it. The result is a RunConfig
+of typed sections; each function receives the section it reads.
 """
 import copy
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional
 
 import yaml
 
-from src.errors import UserError
+from common.errors import UserError
+from common.schema import build, spec, to_dict
+from data_process.config import DataConfig, PathsConfig
+from data_process.user_dataset import inspect_folder
+from src.models import get_model_class
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = spec(min=1)
+    batch_size: int = spec(min=1)
+    eval_batch_size: int = spec(min=1)
+    lr: float = spec(above=0.0)
+    weight_decay: float = spec(min=0.0)
+    grad_clip: Optional[float] = spec(above=0.0)
+    warmup_ratio: float = spec(min=0.0, max=1.0)
+    max_steps: Optional[int] = spec(min=1)
+    select_metric: str = spec(choices=("accuracy", "macro_f1", "loss"))
+    eval_every_steps: Optional[int] = spec(min=1)
+    bucket_by_length: bool
+    bucket_chunk: int = spec(min=1)
+    num_threads: Optional[int] = spec(min=1)
+    amp_bf16: bool
+    log_every: int = spec(min=1)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model_name: str                   # the registry name (--model)
+    run_name: Optional[str]           # run folder name (default: the model name)
+    paths: PathsConfig
+    data: DataConfig
+    train: TrainConfig
+    model: Any                        # the model class's Config
+
+    @property
+    def name(self):
+        return self.run_name or self.model_name
+
+    def to_dict(self):
+        return to_dict(self)
+
+    def replace(self, **sections):
+        return dataclasses.replace(self, **sections)
 
 
 def read_yaml(path):
@@ -26,44 +77,140 @@ def read_yaml(path):
     return value
 
 
-def merge(base, update):
-    """Recursive dict merge; returns a new dict."""
+def merge(base, update, origins, source, prefix=""):
+    """Recursive merge of `update` into a copy of `base`; records in `origins` the source of every key set."""
     out = copy.deepcopy(base)
     for key, value in update.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        origins[dotted] = source
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+            out[key] = merge(out[key], value, origins, source, dotted)
         else:
             out[key] = copy.deepcopy(value)
+            if isinstance(value, dict):
+                for sub in _dotted_keys(value, dotted):
+                    origins[sub] = source
     return out
+
+
+def _dotted_keys(tree, prefix):
+    for key, value in tree.items():
+        yield f"{prefix}.{key}"
+        if isinstance(value, dict):
+            yield from _dotted_keys(value, f"{prefix}.{key}")
+
+
+def model_files(path):
+    """[the file it extends (recursively), ..., path] for a model file with `extends: <model>`."""
+    chain = [Path(path)]
+    while True:
+        parent = read_yaml(chain[0]).get("extends")
+        if parent is None:
+            return chain
+        parent_file = CONFIG_ROOT / "models" / f"{parent}.yaml"
+        if not isinstance(parent, str) or not parent_file.is_file() or parent_file in chain:
+            raise UserError(f"{chain[0]}: extends {parent!r}, which is not another model's config")
+        chain.insert(0, parent_file)
 
 
 def available(kind):
     return sorted(p.stem for p in (CONFIG_ROOT / kind).glob("*.yaml"))
 
 
+def _split_by_task(tree, source):
+    """A file's tree without its `by_task` part, and that part ({task: tree})."""
+    tree = dict(tree)
+    by_task = tree.pop("by_task", None) or {}
+    if not isinstance(by_task, dict) or any(k not in ("atsa", "acsa") or not isinstance(v, dict)
+                                            for k, v in by_task.items()):
+        raise UserError(f"{source}: by_task takes a mapping with keys atsa and/or acsa")
+    return tree, by_task
+
+
 def compose(model, dataset, experiment=None, overrides=()):
+    """The checked RunConfig. `dataset` is a name from configs/datasets/ or a folder of the user's
+    own data (train and test files, optionally val, as SemEval XML or JSON lines)."""
+    user_folder = is_dataset_folder(dataset)
     for kind, name in (("models", model), ("datasets", dataset)):
-        if not (CONFIG_ROOT / kind / f"{name}.yaml").is_file():
-            raise UserError(f"unknown {kind[:-1]} {name!r} (available: {', '.join(available(kind))})")
-    cfg = read_yaml(CONFIG_ROOT / "default.yaml")
-    model_cfg = read_yaml(CONFIG_ROOT / "models" / f"{model}.yaml")
-    by_task = model_cfg.pop("by_task", {}) or {}
-    cfg = merge(cfg, model_cfg)
-    cfg = merge(cfg, read_yaml(CONFIG_ROOT / "datasets" / f"{dataset}.yaml"))
-    cfg = merge(cfg, by_task.get(cfg["data"]["task"], {}))
+        if not (kind == "datasets" and user_folder) and not (CONFIG_ROOT / kind / f"{name}.yaml").is_file():
+            raise UserError(f"unknown {kind[:-1]} {name!r} (available: {', '.join(available(kind))}"
+                            + ("; or a folder holding train and test files" if kind == "datasets" else "") + ")")
+    origins = {}
+    default_file = CONFIG_ROOT / "default.yaml"
+    model_file = CONFIG_ROOT / "models" / f"{model}.yaml"
+    tree = merge({}, read_yaml(default_file), origins, str(default_file))
+    model_by_task = {}
+    for path in model_files(model_file):   # a model file may extend another (capsnet-dr: capsnet)
+        model_tree, by_task = _split_by_task(read_yaml(path), path)
+        model_tree.pop("extends", None)
+        tree = merge(tree, model_tree, origins, str(path))
+        for task, part in by_task.items():
+            model_by_task[task] = merge(model_by_task.get(task, {}), part, origins, str(path))
+    if user_folder:
+        tree = merge(tree, user_dataset_tree(dataset, overrides), origins, f"--dataset {dataset}")
+    else:
+        dataset_file = CONFIG_ROOT / "datasets" / f"{dataset}.yaml"
+        tree = merge(tree, read_yaml(dataset_file), origins, str(dataset_file))
+    task = (tree.get("data") or {}).get("task")
+    tree = merge(tree, model_by_task.get(task, {}), origins, str(model_file))
     if experiment:
-        experiment_cfg = read_yaml(experiment)
-        experiment_by_task = experiment_cfg.pop("by_task", {}) or {}
-        cfg = merge(cfg, experiment_cfg)
-        cfg = merge(cfg, experiment_by_task.get(cfg["data"]["task"], {}))
+        experiment_tree, experiment_by_task = _split_by_task(read_yaml(experiment), experiment)
+        tree = merge(tree, experiment_tree, origins, str(experiment))
+        tree = merge(tree, experiment_by_task.get(task, {}), origins, str(experiment))
     for item in overrides:
-        set_key(cfg, item)
-    cfg["model"]["name"] = model
+        key, value = parse_override(item)
+        tree = merge(tree, nest(key, value), origins, f"--set {item}")
+    return from_tree(tree, model, origins)
+
+
+def from_tree(tree, model, origins=None):
+    """A RunConfig from a plain mapping (composed, or read back from a checkpoint)."""
+    model_class = get_model_class(model)
+    origins = origins or {}
+    origin = (lambda key: origins.get(key, "config"))
+    tree = dict(tree)
+    tree.pop("model_name", None)
+    sections = {"paths": PathsConfig, "data": DataConfig, "train": TrainConfig, "model": model_class.Config}
+    unknown = [k for k in tree if k not in sections and k != "run_name"]
+    if unknown:
+        raise UserError(f"{origin(unknown[0])}: unknown top-level key {unknown[0]} "
+                        f"(known: run_name, {', '.join(sections)})")
+    built = {}
+    for name, cls in sections.items():
+        value = tree.get(name)
+        if not isinstance(value, dict):
+            raise UserError(f"{origin(name)}: section {name} missing or not a mapping")
+        built[name] = build(cls, value, origin, name)
+    run_name = tree.get("run_name")
+    if run_name is not None and not isinstance(run_name, str):
+        raise UserError(f"{origin('run_name')}: run_name takes a string")
+    cfg = RunConfig(model_name=model, run_name=run_name, **built)
+    if cfg.data.task not in model_class.tasks:
+        raise UserError(f"model {model!r} does not support the {cfg.data.task.upper()} task "
+                        f"(it supports: {', '.join(t.upper() for t in model_class.tasks)})")
     return cfg
 
 
-def set_key(cfg, item):
-    """Apply one 'a.b.c=value' override; the value is parsed as YAML (numbers, null, lists)."""
+def is_dataset_folder(dataset):
+    """A --dataset that names a folder (not a registered dataset name)."""
+    return not (CONFIG_ROOT / "datasets" / f"{dataset}.yaml").is_file() and ("/" in dataset or Path(dataset).is_dir())
+
+
+def user_dataset_tree(folder, overrides):
+    """The data section for a user's dataset folder; data.task from --set chooses when its files hold both tasks."""
+    task = None
+    for item in overrides:
+        key, value = parse_override(item)
+        if key == "data.task":
+            task = value
+    found = inspect_folder(folder, task)
+    return {"data": {"name": f"user-{found.folder.resolve().name}", "folder": str(found.folder.resolve()),
+                     "task": found.task, "splits": list(found.files), "categories": found.categories,
+                     "file_format": found.format}}
+
+
+def parse_override(item):
+    """'a.b.c=value' -> ('a.b.c', value parsed as YAML: numbers, booleans, null, lists)."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=1")
@@ -71,29 +218,11 @@ def set_key(cfg, item):
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError:
         value = raw
-    node = cfg
-    *parents, leaf = key.split(".")
-    for part in parents:
-        if not isinstance(node.get(part), dict):
-            raise UserError(f"--set {item!r}: no config section {part!r}")
-        node = node[part]
-    if leaf not in node:
-        raise UserError(f"--set {item!r}: unknown key {key!r} (known in this section: "
-                        f"{', '.join(sorted(node))})")
-    current = node[leaf]
-    if isinstance(current, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"--set {item!r}: {key} takes true or false")
-    elif isinstance(current, (int, float)):
-        if isinstance(value, str):
-            try:
-                value = float(value)  # YAML 1.1 reads "1e-3" as a string
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"--set {item!r}: {key} takes a number")
-        if isinstance(current, int) and isinstance(value, float):
-            if not value.is_integer():
-                raise UserError(f"--set {item!r}: {key} takes a whole number")
-            value = int(value)
-    node[leaf] = value
+    return key, value
+
+
+def nest(dotted, value):
+    out = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out

@@ -1,24 +1,28 @@
-"""From a config to ready-to-use splits: preprocess if needed, load arrays, describe the data."""
+"""From the data config and a model's InputSpec to ready-to-use splits: preprocess if needed,
+build the BERT fields when the model reads them, load arrays, describe the data."""
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from data_process.preprocess import load_split, preprocess
+from data_process.bert_inputs import prepare_bert_inputs
+from data_process.encode import Encoder
+from data_process.preprocess import load_split, preprocess, read_instances
+from data_process.vocab import Vocab
 from src.models import DataInfo
 
 
 class PreparedData:
-    """The processed arrays of one dataset (plus BERT inputs when the model has a backbone)."""
+    """The processed arrays of one dataset, with the fields an InputSpec asks for."""
 
-    def __init__(self, cfg, log=print):
-        self.cfg = cfg
-        self.dir = preprocess(cfg, log=log)
+    def __init__(self, data, paths, spec, log=print):
+        self.data, self.spec = data, spec
+        self.dir = preprocess(data, paths, log=log)
         self.summary = yaml.safe_load((self.dir / "summary.yaml").read_text())
         self.bert_dir = None
-        if cfg["model"].get("bert_path"):
-            from data_process.bert_inputs import prepare_bert_inputs
-            self.bert_dir = prepare_bert_inputs(cfg, self.dir, log=log)
+        if spec.bert is not None:
+            self.bert_dir = prepare_bert_inputs(spec.bert, self.dir, lambda: read_instances(data, paths)[0],
+                                                data.task, log=log)
 
     def split(self, name):
         arrays = load_split(self.dir, name)
@@ -27,10 +31,14 @@ class PreparedData:
         return arrays
 
     def info(self):
-        return DataInfo(task=self.cfg["data"]["task"],
-                        num_categories=len(self.cfg["data"].get("categories") or []),
+        return DataInfo(task=self.data.task, num_categories=len(self.data.categories or ()),
                         embeddings=np.load(self.dir / "embeddings.npy"),
                         sentiment=np.load(self.dir / "sentiment.npy"))
+
+    def encoder(self):
+        """The encoder that made these arrays, for new text (predict)."""
+        return Encoder(Vocab.load(self.dir / "vocab.json"), self.data.task, self.data.categories,
+                       self.data.lowercase, self.spec.bert)
 
     def fingerprints(self):
         """What a checkpoint's weights depend on: the word vocabulary, or for BERT models the

@@ -1,7 +1,7 @@
 """One metrics function for every model: accuracy, macro-F1, per-class P/R/F1, confusion matrix."""
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from data_process.xml_reader import LABELS
+from common.labels import LABELS
 
 
 def classification_metrics(labels, predictions):
@@ -18,3 +18,17 @@ def classification_metrics(labels, predictions):
         "confusion": confusion_matrix(labels, predictions, labels=classes).tolist(),
         "labels": list(LABELS),
     }
+
+
+def strict_accuracy(sentence_ids, gold, predicted):
+    """Sentence-level accuracy (%): the share of sentences whose aspects are all classified right.
+
+    One entry per aspect instance; instances of the same sentence share a sentence id. Rounded to 2
+    decimals like the other percentages; None when there are no instances."""
+    correct_by_sentence = {}
+    for sentence, g, p in zip(sentence_ids, gold, predicted):
+        key = int(sentence)
+        correct_by_sentence[key] = correct_by_sentence.get(key, True) and bool(g == p)
+    if not correct_by_sentence:
+        return None
+    return round(100.0 * sum(correct_by_sentence.values()) / len(correct_by_sentence), 2)

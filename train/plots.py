@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from data_process.atomic import atomic_path  # noqa: E402
+from common.io import atomic_path  # noqa: E402
 
 
 def _save(fig, path):

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import torch
 
-from data_process.encode import encode, tokenise
-from data_process.vocab import Vocab
-from data_process.xml_reader import LABELS, Instance
+from common.errors import UserError
+from common.labels import LABELS
+from data_process.xml_reader import Instance
 from src.dataset import ABSADataset, make_loader
-from src.errors import UserError
 
 from .trainer import predict_scores
 
@@ -78,14 +77,9 @@ def make_instances(requests, task, categories):
 
 def predict(model, data, cfg, requests, device):
     """List of {"text", "aspect", "label", "scores"} dicts, in request order."""
-    task, categories = cfg["data"]["task"], cfg["data"].get("categories")
-    instances = make_instances(requests, task, categories)
-    vocab = Vocab.load(data.dir / "vocab.json")
-    arrays = encode(instances, tokenise(instances, task, cfg["data"]["lowercase"]), vocab, task, categories)
-    if data.bert_dir is not None:
-        from data_process.bert_inputs import encode_bert
-        arrays.update(encode_bert(instances, cfg))
-    loader = make_loader(ABSADataset(arrays, model.input_fields(task)), cfg["train"]["eval_batch_size"])
+    instances = make_instances(requests, cfg.data.task, cfg.data.categories)
+    arrays = data.encoder().encode(instances)
+    loader = make_loader(ABSADataset(arrays, model.input_fields()), cfg.train.eval_batch_size)
     scores, _ = predict_scores(model, loader, device)
     probs = model.probabilities(scores)
     results = []

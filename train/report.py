@@ -4,7 +4,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from data_process.atomic import write_text
+from common.io import write_text
 
 
 def collect(runs_root):

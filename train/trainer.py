@@ -12,6 +12,8 @@ import time
 import torch
 from tqdm import tqdm
 
+from data_process.fields import length_field
+
 from .metrics import classification_metrics
 
 
@@ -46,10 +48,10 @@ def evaluate(model, loader, device, bf16=False):
     return metrics
 
 
-def make_optimizer(model, cfg, total_steps):
+def make_optimizer(model, tcfg, total_steps):
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
-    warmup = int(cfg.get("warmup_ratio", 0.0) * total_steps)
+    optimizer = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    warmup = int(tcfg.warmup_ratio * total_steps)
 
     def factor(step):  # linear warm-up, then linear decay to zero; constant when warmup is 0
         if warmup == 0:
@@ -83,16 +85,16 @@ def train_step(model, batch, optimizer, scheduler, grad_clip, device, bf16=False
     return loss
 
 
-def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
-    """Train; validate after every epoch (and every train.eval_every_steps steps when set); call
-    on_best(epoch, val_metrics) whenever validation improves.
-    Returns (per-epoch history, best validation metrics, timing)."""
-    tcfg = cfg["train"]
-    epochs, max_steps, eval_every = tcfg["epochs"], tcfg.get("max_steps"), tcfg.get("eval_every_steps")
-    metric = tcfg.get("select_metric", "accuracy")
+def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print):
+    """Train with the TrainConfig `tcfg`; validate after every epoch (and every
+    tcfg.eval_every_steps steps when set); call on_best(epoch, val_metrics) whenever validation
+    improves. Returns (per-epoch history, best validation metrics, timing)."""
+    epochs, max_steps, eval_every = tcfg.epochs, tcfg.max_steps, tcfg.eval_every_steps
+    metric = tcfg.select_metric
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
     optimizer, scheduler = make_optimizer(model, tcfg, total)
-    bf16 = bool(tcfg.get("amp_bf16"))
+    bf16 = tcfg.amp_bf16
+    tokens_field = length_field(model.input_fields()[0])
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
     train_seconds = 0.0
@@ -116,13 +118,13 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
         for batch in bar:
             batch = move(batch, device)
-            loss = train_step(model, batch, optimizer, scheduler, tcfg.get("grad_clip"), device, bf16)
+            loss = train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
             step += 1
             batches += 1
             loss_sum += loss.item()
             samples += len(batch["label"])
-            tokens += int(token_count(batch))
-            if step % tcfg.get("log_every", 50) == 0:
+            tokens += int(batch[tokens_field].sum())
+            if step % tcfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
             if max_steps and step >= max_steps:
                 break
@@ -148,11 +150,3 @@ def fit(model, train_loader, val_loader, cfg, device, on_best, log=print):
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
     return history, best, timing
-
-
-def token_count(batch):
-    """Real (non-padding) tokens in a batch: word pieces for BERT inputs, else words."""
-    for key in ("bert_len", "context_len", "sentence_len"):
-        if key in batch:
-            return batch[key].sum()
-    return 0

@@ -1,38 +1,43 @@
-"""Model registry: name -> class. Adding a model is one file plus one line here.
+"""Model registry: name -> class. Adding a model is one file plus one line here (and its YAML in
+configs/models/). The contract every class follows is in base.py."""
+from common.errors import UserError
 
-Every model class provides:
-  - `tasks`: the tasks it supports ("atsa", "acsa")
-  - `input_fields(task)` (a method of the built model): the processed fields it reads from a batch
-  - `from_config(model_cfg, info)`: build it from its config section and a DataInfo
-  - `forward(batch) -> (B, 3)` class scores (capsule lengths or logits); the largest wins
-  - `loss(scores, labels)` and `probabilities(scores)`
-"""
-from dataclasses import dataclass
-from typing import Optional
-
-import numpy as np
-
-from src.errors import UserError
-
+from .aen import AEN
+from .aoa_lstm import AOALSTM
+from .at_lstm import ATLSTM
+from .atae_lstm import ATAELSTM
+from .base import ABSAModel, DataInfo
 from .bert import BertPair
+from .bilstm_attn import BiLSTMAttn
 from .capsnet import CapsNet
 from .capsnet_bert import CapsNetBert
+from .gcae import GCAE
+from .ian import IAN
+from .lstm import LSTM
+from .memnet import MemNet
+from .td_lstm import TDLSTM
+from .textcnn import TextCNN
 
 MODELS = {
+    "textcnn": TextCNN,
+    "lstm": LSTM,
+    "td-lstm": TDLSTM,
+    "at-lstm": ATLSTM,
+    "atae-lstm": ATAELSTM,
+    "bilstm-attn": BiLSTMAttn,
+    "ian": IAN,
+    "aoa-lstm": AOALSTM,
+    "aen": AEN,
+    "memnet": MemNet,
+    "gcae": GCAE,
     "capsnet": CapsNet,
+    "capsnet-dr": CapsNet,            # configs/models/capsnet-dr.yaml: routing: dynamic
     "capsnet-bert": CapsNetBert,
+    "capsnet-bert-dr": CapsNetBert,   # configs/models/capsnet-bert-dr.yaml: routing: dynamic
     "bert": BertPair,
 }
 
-
-@dataclass
-class DataInfo:
-    """What a model needs to know about the data it is built for."""
-    task: str
-    num_classes: int = 3
-    num_categories: int = 0
-    embeddings: Optional[np.ndarray] = None   # (vocab, d) word vectors
-    sentiment: Optional[np.ndarray] = None    # (3, d) sentiment-lexicon matrix
+__all__ = ["ABSAModel", "DataInfo", "MODELS", "build_model", "get_model_class"]
 
 
 def get_model_class(name):
@@ -42,8 +47,10 @@ def get_model_class(name):
         raise UserError(f"unknown model {name!r} (registered: {', '.join(sorted(MODELS))})") from None
 
 
-def build_model(model_cfg, info):
-    cls = get_model_class(model_cfg["name"])
+def build_model(name, cfg, info):
+    """A registered model built from its Config and a DataInfo."""
+    cls = get_model_class(name)
     if info.task not in cls.tasks:
-        raise UserError(f"model {model_cfg['name']!r} does not support the {info.task.upper()} task")
-    return cls.from_config(model_cfg, info)
+        raise UserError(f"model {name!r} does not support the {info.task.upper()} task "
+                        f"(it supports: {', '.join(t.upper() for t in cls.tasks)})")
+    return cls(cfg, info)

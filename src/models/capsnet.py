@@ -6,53 +6,62 @@ input), which tells the encoder where the term is; `model.atsa_input: sentence` 
 sentence. ACSA: a learned category embedding (the paper; the authors' code looked categories up in
 the word table by mistake).
 """
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..errors import UserError
+from common.schema import spec
+from data_process.fields import InputSpec
+
 from ..layers import CapsuleHead, lengths_to_probabilities, masked_mean
-from ..losses import make_loss
+from ..losses import LossConfig
+from .base import ABSAModel
 
 
-class CapsNet(nn.Module):
+class CapsNet(ABSAModel):
     tasks = ("atsa", "acsa")
 
-    def input_fields(self, task):
-        return (self.words_field, "aspect") if task == "atsa" else ("sentence", "category")
+    @dataclass(frozen=True)
+    class Config:
+        capsule_size: int = spec(min=1)
+        num_layers: int = spec(min=1)            # BiGRU layers
+        dropout: float = spec(min=0.0, max=1.0)
+        freeze_embeddings: bool
+        embed_projection: Optional[int] = spec(min=1)   # null = paper design; else widen the vectors first
+        atsa_input: str = spec(choices=("context", "sentence"))
+        routing_scale: float = spec(above=0.0)   # initial s of Eq. 6
+        routing: str = spec(choices=("guided", "dynamic"))   # Eqs. 5-6, or Sabour et al.'s (the -DR rows)
+        routing_iterations: int = spec(min=1)    # dynamic routing only
+        loss: LossConfig
 
     @classmethod
-    def from_config(cls, cfg, info):
-        return cls(info.embeddings, info.sentiment, info.task, info.num_categories, info.num_classes,
-                   capsule_size=cfg["capsule_size"], num_layers=cfg["num_layers"], dropout=cfg["dropout"],
-                   scale_init=cfg["routing_scale"], embed_projection=cfg.get("embed_projection"),
-                   freeze_embeddings=cfg.get("freeze_embeddings", False), loss=cfg["loss"],
-                   atsa_input=cfg.get("atsa_input", "context"))
-
-    def __init__(self, embeddings, sentiment, task, num_categories, num_classes, capsule_size, num_layers,
-                 dropout, scale_init, embed_projection=None, freeze_embeddings=False, loss=None,
-                 atsa_input="context"):
-        super().__init__()
-        self.task = task
-        if atsa_input not in ("context", "sentence"):
-            raise UserError(f"model.atsa_input must be 'context' or 'sentence', not {atsa_input!r}")
+    def inputs(cls, cfg, task):
         # ATSA reads the context (the term replaced by the <aspect> marker, as the authors' code does)
         # or the plain sentence; ACSA always reads the sentence.
-        self.words_field = atsa_input if task == "atsa" else "sentence"
-        vectors = torch.as_tensor(embeddings, dtype=torch.float32)
-        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=freeze_embeddings, padding_idx=0)
+        if task == "atsa":
+            return InputSpec(fields=(cfg.atsa_input, "aspect"))
+        return InputSpec(fields=("sentence", "category"))
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        self.words_field = self.input_fields()[0]
+        vectors = torch.as_tensor(info.embeddings, dtype=torch.float32)
+        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=cfg.freeze_embeddings, padding_idx=0)
         word_size = vectors.size(1)
-        if task == "acsa":
-            self.category_embedding = nn.Embedding(num_categories, word_size)  # Eq. 1, ACSA
+        if self.task == "acsa":
+            self.category_embedding = nn.Embedding(info.num_categories, word_size)  # Eq. 1, ACSA
             nn.init.uniform_(self.category_embedding.weight, -0.25, 0.25)
         # Not the paper's design: widen word vectors before the encoder (null keeps the paper's).
-        self.projection = nn.Linear(word_size, embed_projection) if embed_projection else None
-        width = embed_projection or word_size
-        self.dropout = nn.Dropout(dropout)
+        self.projection = nn.Linear(word_size, cfg.embed_projection) if cfg.embed_projection else None
+        width = cfg.embed_projection or word_size
+        self.dropout = nn.Dropout(cfg.dropout)
         # Eq. 2: BiGRU over [E_i ; a], hidden size = word width, plus the word-vector residual.
-        self.encoder = nn.GRU(2 * width, width, num_layers=num_layers, bidirectional=True, batch_first=True)
-        self.head = CapsuleHead(2 * width, width, capsule_size, num_classes, scale_init, dropout, sentiment)
-        self.loss = make_loss(loss)
+        self.encoder = nn.GRU(2 * width, width, num_layers=cfg.num_layers, bidirectional=True, batch_first=True)
+        self.head = CapsuleHead(2 * width, width, cfg.capsule_size, info.num_classes, cfg.routing_scale,
+                                cfg.dropout, info.sentiment, cfg.routing, cfg.routing_iterations)
 
     def _words(self, ids):
         vectors = self.embedding(ids)

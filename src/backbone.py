@@ -1,10 +1,9 @@
-"""Loading a local Hugging Face BERT-architecture encoder (no network access)."""
+"""A local Hugging Face BERT-architecture encoder (no network access) and how models run it."""
 import torch
 
+from common.errors import UserError
 from data_process.bert_inputs import resolve_bert_path
-from src.errors import UserError
-
-BERT_FIELDS = ("bert_input_ids", "bert_token_type_ids")
+from data_process.fields import BERT_FIELDS, BertInputs, InputSpec
 
 
 def load_bert(path):
@@ -18,6 +17,11 @@ def load_bert(path):
         return AutoModel.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as err:
         raise UserError(f"{folder}: cannot load the BERT weights ({str(err).splitlines()[0]})") from None
+
+
+def bert_inputs(cfg, fields=BERT_FIELDS):
+    """The InputSpec of a model reading sentence pairs; cfg has bert_path and max_length."""
+    return InputSpec(fields=fields, bert=BertInputs(cfg.bert_path, cfg.max_length))
 
 
 def encode_pairs(bert, batch):

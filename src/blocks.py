@@ -1,0 +1,127 @@
+"""Building blocks shared by the word-vector baselines (src/models/*.py).
+
+  WordEmbedding   word vectors for id tensors (pre-trained, padding id 0)
+  AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
+                  ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
+  RNNEncoder      LSTM / BiLSTM over a padded batch, packed so that padding never changes a result
+  WindowConv      a 1-D convolution over word vectors that reports which windows are real
+  sequence_mask, masked_max, attend   masks and pooling over real positions
+
+masked_softmax and masked_mean come from src.layers (not redefined here).
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .layers import masked_mean, masked_softmax
+
+
+def sequence_mask(lengths, width):
+    """(B, width) bool: True on the first lengths[b] positions of row b."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_max(values, mask):
+    """Max over dim 1 of (B, T, C) values where mask (B, T) is True; zeros for a row with none."""
+    filled = values.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    best = filled.max(dim=1).values
+    return torch.where(mask.any(dim=1, keepdim=True), best, torch.zeros_like(best))
+
+
+def attend(states, scores, mask):
+    """Softmax of scores (B, T) over the real positions, and the weighted sum of states (B, T, H).
+    Returns (summary (B, H), weights (B, T)); padded positions get exactly zero weight."""
+    weights = masked_softmax(scores, mask, dim=1)
+    return torch.bmm(weights.unsqueeze(1), states).squeeze(1), weights
+
+
+class WordEmbedding(nn.Embedding):
+    """Pre-trained word vectors (info.embeddings, row 0 = PAD = zeros), padding_idx 0 (its row gets
+    no gradient, so it stays zero), fine-tuned unless `freeze`."""
+
+    def __init__(self, vectors, freeze):
+        vectors = torch.as_tensor(vectors, dtype=torch.float32)
+        super().__init__(vectors.size(0), vectors.size(1), padding_idx=0, _weight=vectors.clone(), _freeze=freeze)
+
+
+class AspectVector(nn.Module):
+    """The aspect vector a (B, d) of a batch (MAMS paper, Eq. 1).
+
+    ATSA: the mean of the term's word vectors (`aspect` field; the mean is over its non-zero ids),
+    looked up in the model's own word embedding, which is shared, not copied.
+    ACSA: a learned embedding of the category (`category` field), nn.Embedding(num_categories, d)
+    initialised uniform(-0.25, 0.25).
+    """
+
+    def __init__(self, embedding, task, num_categories):
+        super().__init__()
+        if task not in ("atsa", "acsa"):
+            raise ValueError(f"task must be 'atsa' or 'acsa', not {task!r}")
+        self.task = task
+        self.dim = embedding.embedding_dim
+        self.embedding = embedding
+        if task == "acsa":
+            self.category = nn.Embedding(num_categories, self.dim)
+            nn.init.uniform_(self.category.weight, -0.25, 0.25)
+
+    @staticmethod
+    def fields(task):
+        """The batch field the aspect vector is read from, for a model's InputSpec."""
+        return ("aspect",) if task == "atsa" else ("category",)
+
+    def forward(self, batch):
+        if self.task == "acsa":
+            return self.category(batch["category"])
+        ids = batch["aspect"]
+        return masked_mean(self.embedding(ids), ids != 0)
+
+
+class RNNEncoder(nn.Module):
+    """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,).
+
+    The batch is packed (lengths on the CPU, clamped to at least 1, unsorted allowed), so padding
+    and the other rows of the batch never change a row's states. Returns
+      states (B, T, H): every position's state, zeros on padding (T kept: total_length=T);
+      last (B, H): the last real state; for a BiLSTM [forward state at the last real word ;
+      backward state at the first word], i.e. both directions' final states.
+    H = hidden_size, doubled when bidirectional (`output_size`).
+    """
+
+    def __init__(self, input_size, hidden_size, bidirectional=False):
+        super().__init__()
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.directions
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+
+    def forward(self, inputs, lengths):
+        width = inputs.size(1)
+        packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
+        outputs, (final, _) = self.lstm(packed)
+        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=width)
+        last = final[-self.directions:].transpose(0, 1).reshape(inputs.size(0), self.output_size)
+        return states, last
+
+
+class WindowConv(nn.Module):
+    """Conv1d of one width over word vectors (B, T, d) -> (B, T', C), with the mask of the windows
+    that belong to the sentence.
+
+    With zero padding p on both sides, a sentence of n words has max(n + 2p - width + 1, 1) windows:
+    a sentence shorter than the filter is read as if padded with zero vectors up to its width (as
+    Kim 2014's code pads), so it still yields one window. The input must have zero vectors on its
+    padded positions; windows past the sentence are masked out, so extra pad columns change nothing.
+    """
+
+    def __init__(self, in_size, maps, width, padding=0):
+        super().__init__()
+        self.width, self.padding = width, padding
+        self.conv = nn.Conv1d(in_size, maps, width, padding=padding)
+
+    def forward(self, vectors, lengths):
+        short = self.width - 2 * self.padding - vectors.size(1)
+        if short > 0:  # a batch narrower than the filter: pad with zero vectors
+            vectors = F.pad(vectors, (0, 0, 0, short))
+        out = self.conv(vectors.transpose(1, 2)).transpose(1, 2)            # (B, T', C)
+        windows = (lengths + 2 * self.padding - self.width + 1).clamp(min=1)
+        return out, sequence_mask(windows, out.size(1))

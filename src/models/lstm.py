@@ -1,0 +1,47 @@
+"""LSTM baseline of the MAMS paper's Table 3 (as in Tang et al. 2016a and Wang et al. 2016): one
+LSTM over the sentence, its last real hidden state -> linear -> softmax. Aspect-blind: it reads
+the sentence only, for both tasks.
+
+  h_1..h_N = LSTM(w_1..w_N);   scores = W dropout(h_N) + b
+
+Choices the baseline papers leave open: hidden size = word-vector size (the MAMS shared setting,
+here 50); dropout (rate from the config, 0.5 as Wang et al.) on the word vectors and on h_N;
+PyTorch's default initialisation; Adam (MAMS shared).
+"""
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from common.schema import spec
+from data_process.fields import InputSpec
+
+from ..blocks import RNNEncoder, WordEmbedding
+from ..losses import LossConfig
+from .base import ABSAModel, DataInfo
+
+
+class LSTM(ABSAModel):
+    tasks = ("atsa", "acsa")
+
+    @dataclass(frozen=True)
+    class Config:
+        hidden_size: int = spec(min=1)
+        dropout: float = spec(min=0.0, max=1.0)
+        freeze_embeddings: bool
+        loss: LossConfig
+
+    @classmethod
+    def inputs(cls, cfg, task):
+        return InputSpec(fields=("sentence",))
+
+    def __init__(self, cfg, info: DataInfo):
+        super().__init__(cfg, info)
+        self.embedding = WordEmbedding(info.embeddings, cfg.freeze_embeddings)
+        self.encoder = RNNEncoder(self.embedding.embedding_dim, cfg.hidden_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.output = nn.Linear(self.encoder.output_size, info.num_classes)
+
+    def forward(self, batch):
+        words = self.dropout(self.embedding(batch["sentence"]))
+        _, last = self.encoder(words, batch["sentence_len"])
+        return self.output(self.dropout(last))
