@@ -5,6 +5,7 @@ Examples:
     python main.py --mode test --model capsnet --dataset mams-acsa
     python main.py --mode predict --text "The decor is not special at all but their food is amazing." \
         --aspect decor --aspect food
+    python main.py --mode explain --text "The food was great but the service slow." --aspect service
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
 """
 import argparse
@@ -12,7 +13,7 @@ import sys
 
 from common.errors import UserError
 
-MODES = ("download", "preprocess", "train", "test", "predict", "report", "stats", "reproduce", "table")
+MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table")
 
 
 def parse_args(argv=None):
@@ -26,9 +27,12 @@ def parse_args(argv=None):
                         help="override any config key, e.g. --set train.epochs=1 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--checkpoint", help="test/predict: checkpoint file (default: the run folder's)")
-    parser.add_argument("--text", help="predict: a sentence to classify")
-    parser.add_argument("--aspect", action="append", default=[], help="predict: an aspect term or category (repeatable)")
+    parser.add_argument("--checkpoint", help="test/predict/explain: checkpoint file (default: the run folder's)")
+    parser.add_argument("--text", help="predict/explain: a sentence to classify")
+    parser.add_argument("--aspect", action="append", default=[],
+                        help="predict/explain: an aspect term or category (repeatable)")
+    parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them "
+                        "(default: <run folder>/explain/)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
     grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/grid.py, train/table.py)")
@@ -62,11 +66,9 @@ def main(argv=None):
         print(f"{cfg.data.name}: " + (f"downloaded {len(written)} file(s)" if written else "all split files present")
               + f" under {next(iter(split_files(cfg.data, cfg.paths).values())).parent}")
     elif args.mode == "preprocess":
-        from data_process.preprocess import preprocess
         from train.data import PreparedData
         from train.run import model_inputs
-        preprocess(cfg.data, cfg.paths, force=args.force)
-        PreparedData(cfg.data, cfg.paths, model_inputs(cfg))  # the model's extra fields (BERT inputs)
+        PreparedData(cfg.data, cfg.paths, model_inputs(cfg), force=args.force)  # with the model's BERT inputs
     elif args.mode == "train":
         from train.run import print_json, train_job
         print_json(train_job(cfg, args.seed, args.device))
@@ -75,20 +77,25 @@ def main(argv=None):
         print_json(test_job(cfg, args.seed, args.device, args.checkpoint))
     elif args.mode == "report":
         from pathlib import Path
+
         from train.report import report
         runs = Path(cfg.paths.runs)
         print(report(runs, runs / "summary.md"), end="")
-    elif args.mode == "predict":
+    elif args.mode in ("predict", "explain"):
+        # the checkpoint alone is enough: no raw or processed data is read (train/api.py)
         from pathlib import Path
-        from train.predict import predict, read_requests
-        from train.run import load_for_inference, print_json
+
+        from train.predict import read_requests
+        from train.run import explain_job, load_classifier, print_json
         from train.run_folder import run_dir
-        from train.runtime import pick_device
         requests = read_requests(args.text, args.aspect, args.input)
-        device = pick_device(args.device)
         checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        model, data, ckpt_cfg, _ = load_for_inference(cfg, checkpoint, device, log=lambda *_: None)
-        for result in predict(model, data, ckpt_cfg, requests, device):
+        clf = load_classifier(checkpoint, args.device, args.dataset)
+        if args.mode == "predict":
+            results = clf.predict_requests(requests)
+        else:
+            results = explain_job(clf, requests, args.out, checkpoint.parent / "explain")
+        for result in results:
             print_json(result)
     return 0
 

@@ -87,7 +87,8 @@ def main():
             rows.append((label,) + time_training(cfg, data, device, args.steps))
     print(f"\n{args.model} on {args.dataset}, batch {cfg['train']['batch_size']}, {args.steps} timed steps "
           f"after 5 warm-up steps")
-    print(f"preprocessing from raw XML: {prep:.2f} s" + (f"; BERT inputs: {bert_prep:.2f} s" if cfg["model"].get("bert_path") else ""))
+    bert_note = f"; BERT inputs: {bert_prep:.2f} s" if cfg["model"].get("bert_path") else ""
+    print(f"preprocessing from raw XML: {prep:.2f} s" + bert_note)
     print(f"{'device':32s} {'samples/s':>10s} {'tokens/s':>10s} {'peak MiB':>10s}")
     for label, sps, tps, peak in rows:
         print(f"{label:32s} {sps:10.1f} {tps:10.1f} {peak:10.1f}")

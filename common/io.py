@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -97,7 +97,10 @@ def build(cls, mapping, origin=None, prefix=""):
     origin = origin or (lambda key: "config")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in dataclasses.fields(cls)}
-    dotted = (lambda k: f"{prefix}.{k}" if prefix else k)
+
+    def dotted(k):
+        return f"{prefix}.{k}" if prefix else k
+
     for key in mapping:
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1)

@@ -2,7 +2,8 @@
 
 Token type ids are 0 for [CLS] sentence [SEP] and 1 for aspect [SEP]. The aspect is the term text
 (ATSA) or the category written as words (ACSA: "anecdotes/miscellaneous" -> "anecdotes miscellaneous").
-Inputs longer than model.max_length (capped by the backbone's max_position_embeddings) lose sentence tokens from the end, never aspect tokens.
+Inputs longer than model.max_length (capped by the backbone's max_position_embeddings) lose sentence
+tokens from the end, never aspect tokens.
 
 Masks (documented choice): bert_sentence_mask is 1 on the sentence's word pieces only — not on
 [CLS], [SEP], aspect tokens or padding; bert_aspect_mask is 1 on the aspect's word pieces only.
@@ -19,7 +20,6 @@ import numpy as np
 import yaml
 
 from common.errors import UserError
-
 from common.io import write_npz, write_yaml
 
 BERT_INPUTS_VERSION = 2
@@ -57,7 +57,8 @@ def backbone_key(folder):
     for name in TOKENIZER_FILES:
         if (folder / name).is_file():
             digest.update(name.encode() + (folder / name).read_bytes())
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name if folder.name != "model" else folder.resolve().parent.name)
+    name = folder.resolve().name if folder.name != "model" else folder.resolve().parent.name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
     return f"{slug}-{digest.hexdigest()[:10]}"
 
 

@@ -11,8 +11,9 @@ import numpy as np
 
 from common.errors import UserError
 
+from .fields import BertInputs
 from .tokenizer import tokenize, tokenize_with_term
-from .vocab import ASPECT, PAD
+from .vocab import ASPECT, PAD, Vocab
 
 
 @dataclass
@@ -49,7 +50,8 @@ def word_arrays(instances, tokenised, vocab, task, categories=None):
     if task == "atsa":
         spans = [t.term for t in tokenised]
         arrays["aspect"], arrays["aspect_len"] = _pad([s[a:b] for s, (a, b) in zip(sentences, spans)])
-        arrays["context"], arrays["context_len"] = _pad([s[:a] + [ASPECT] + s[b:] for s, (a, b) in zip(sentences, spans)])
+        arrays["context"], arrays["context_len"] = _pad([s[:a] + [ASPECT] + s[b:]
+                                                         for s, (a, b) in zip(sentences, spans)])
         arrays["left"], arrays["left_len"] = _pad([s[:b] for s, (a, b) in zip(sentences, spans)])
         arrays["right"], arrays["right_len"] = _pad([s[a:][::-1] for s, (a, b) in zip(sentences, spans)])
         mask = np.zeros_like(arrays["sentence"], dtype=np.uint8)
@@ -77,6 +79,47 @@ class Encoder:
         self.vocab, self.task, self.categories, self.lowercase, self.bert = vocab, task, categories, lowercase, bert
         self._tokenizer = None
 
+    def state(self):
+        """Everything this encoder needs, as plain values (stored in checkpoints): the vocabulary's
+        word list, task, categories, lowercase, and the BERT backbone setting (model.bert_path as
+        configured, e.g. "default", and max_length) or None."""
+        bert = None if self.bert is None else {"path": self.bert.path, "max_length": int(self.bert.max_length)}
+        return {"words": list(self.vocab.words), "task": self.task,
+                "categories": list(self.categories) if self.categories else None,
+                "lowercase": bool(self.lowercase), "bert": bert}
+
+    @classmethod
+    def from_state(cls, state):
+        bert, categories = state.get("bert"), state.get("categories")
+        return cls(Vocab(state["words"]), state["task"], tuple(categories) if categories else None, state["lowercase"],
+                   None if bert is None else BertInputs(bert["path"], bert["max_length"]))
+
+    def tokenizer(self):
+        """The BERT backbone's tokenizer (loaded once)."""
+        from .bert_inputs import load_tokenizer, resolve_bert_path
+        if self.bert is None:
+            raise UserError("this model reads no BERT fields")
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(resolve_bert_path(self.bert.path))
+        return self._tokenizer
+
+    def field_tokens(self, instance, field, arrays=None, row=0):
+        """The token strings at the positions of `field` for one instance: words for the word fields
+        (`context` with the <aspect> marker in place of the term), word pieces for BERT fields (from
+        `arrays`, the instance's encoded row `row`)."""
+        if field.startswith("bert_"):
+            ids = arrays["bert_input_ids"][row][:int(arrays["bert_len"][row])]
+            return self.tokenizer().convert_ids_to_tokens([int(i) for i in ids])
+        (tokenised,) = tokenise([instance], self.task, self.lowercase)
+        tokens, (first, last) = tokenised.tokens, tokenised.term
+        if field == "sentence":
+            return list(tokens)
+        if field == "context":
+            return tokens[:first] + ["<aspect>"] + tokens[last:]
+        if field == "aspect":
+            return tokens[first:last]
+        raise ValueError(f"no token strings for field {field!r}")
+
     def words(self, instances, tokenised=None):
         if tokenised is None:
             tokenised = tokenise(instances, self.task, self.lowercase)
@@ -84,13 +127,10 @@ class Encoder:
 
     def bert_arrays(self, instances):
         """(BERT arrays, number of truncated sentences)."""
-        from .bert_inputs import build_pairs, load_tokenizer, max_pair_length, resolve_bert_path
-        if self.bert is None:
-            raise UserError("this model reads no BERT fields")
-        folder = resolve_bert_path(self.bert.path)
-        if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(folder)
-        return build_pairs(self._tokenizer, instances, self.task, max_pair_length(folder, self.bert.max_length))
+        from .bert_inputs import build_pairs, max_pair_length, resolve_bert_path
+        tokenizer = self.tokenizer()
+        return build_pairs(tokenizer, instances, self.task, max_pair_length(resolve_bert_path(self.bert.path),
+                                                                            self.bert.max_length))
 
     def encode(self, instances):
         """Every field this encoder can make for `instances` (word fields, plus BERT fields)."""

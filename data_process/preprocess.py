@@ -17,17 +17,16 @@ import numpy as np
 import yaml
 
 from common.errors import UserError
+from common.io import write_npy, write_npz, write_yaml
+from common.labels import LABELS
 
 from . import embeddings as emb
-from common.io import write_npy, write_npz, write_yaml
 from .encode import Encoder, tokenise
 from .lexicon import lexicon_words, sentiment_matrix
 from .raw_data import ensure_raw, sha256_of, split_files
-from .vocab import UNK, Vocab
-from common.labels import LABELS
-
 from .sampling import sample_train
 from .user_dataset import read_split
+from .vocab import UNK, Vocab
 
 PIPELINE_VERSION = 3  # 3: left / right / sentence_distance fields
 SPLITS = ("train", "val", "test")
@@ -103,7 +102,8 @@ def preprocess(data, paths, log=print, force=False):
         "task": task,
         "fingerprint": fingerprint(data, files),
         "raw_files": {s: str(p) for s, p in files.items()},
-        "validation": "file" if "val" in files else f"held out: {data.val_fraction} of train sentences, seed {data.seed}",
+        "validation": "file" if "val" in files
+        else f"held out: {data.val_fraction} of train sentences, seed {data.seed}",
         "vocab_size": len(vocab),
         "vocab_fingerprint": vocab.fingerprint,
         "embeddings": {"source": str(data.embeddings), "dim": dim,
@@ -128,7 +128,8 @@ def read_instances(data, paths, hold_out_val=True):
         instances[split], stats = read_split(path, data.task, data.categories)
         read_stats[split] = vars(stats)
     if data.train_sample:  # MAMS-small: a sample of train with the paper's class counts
-        instances["train"], read_stats["train"]["sample"] = sample_train(instances["train"], data.train_sample, data.seed)
+        instances["train"], read_stats["train"]["sample"] = sample_train(instances["train"], data.train_sample,
+                                                                         data.seed)
     if "val" not in instances and hold_out_val:
         instances["train"], instances["val"] = hold_out(instances["train"], data.val_fraction, data.seed)
     return instances, read_stats

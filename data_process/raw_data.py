@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 from common.errors import UserError
-
 from common.io import atomic_path
 
 ENV_VAR = "ABSA_DATA_ROOT"

@@ -5,10 +5,10 @@ Layout: <folder>/train.<ext>, <folder>/test.<ext> and optionally <folder>/val.<e
 split. The task (atsa / acsa) is read from the files unless given; for ACSA the categories are the
 ones the training file uses, in first-seen order, and val/test may use no other.
 """
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-import xml.etree.ElementTree as ET
 
 from common.errors import UserError
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 from common.errors import UserError
-
 from common.io import write_json
 
 PAD, UNK, ASPECT = 0, 1, 2

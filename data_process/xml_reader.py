@@ -4,12 +4,12 @@ One `Instance` per (sentence, aspect) pair. ATSA reads `<aspectTerm term from to
 ACSA reads `<aspectCategory category polarity>`. `conflict` polarities are dropped and counted.
 Every problem is raised as a UserError naming the file (and line where known).
 """
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-import xml.etree.ElementTree as ET
 
 from common.errors import UserError
-from common.labels import LABELS, LABEL_INDEX, DROPPED_POLARITIES
+from common.labels import DROPPED_POLARITIES, LABEL_INDEX, LABELS
 
 
 @dataclass(frozen=True)

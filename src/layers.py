@@ -4,6 +4,10 @@ import math
 import torch
 import torch.nn as nn
 
+from common.labels import LABELS
+
+from .explain import Traceable, Weights
+
 
 def squash(s, dim=-1, eps=1e-9):
     """squash(s) = |s|^2 / (1 + |s|^2) * s / |s|: same direction, length in [0, 1)."""
@@ -56,7 +60,7 @@ def standardise_guide(matrix, size):
     return matrix * math.sqrt(2.0 / (c + size))
 
 
-class CapsuleGuidedRouting(nn.Module):
+class CapsuleGuidedRouting(Traceable, nn.Module):
     """Category capsules v_j = squash(s * sum_i w_ij u_i p_i), w_ij = softmax_j(p_i W_r z_j),
     z_j = squash(G_j) (Eqs. 5-6). Returns (B, C, d) capsules; their lengths are the class scores."""
 
@@ -77,12 +81,13 @@ class CapsuleGuidedRouting(nn.Module):
         # primary (B, T, d), norm_weights (B, T) with zeros on padding
         guides = squash(self.guide)                                    # (C, d)
         routing = torch.softmax(primary @ self.weight @ guides.t(), dim=-1)  # (B, T, C), Eq. 5
+        self.keep("routing", routing)
         routing = routing * norm_weights.unsqueeze(-1) * self.scale
         capsules = routing.transpose(1, 2) @ primary                   # (B, C, d), Eq. 6
         return squash(self.dropout(capsules))
 
 
-class DynamicRouting(nn.Module):
+class DynamicRouting(Traceable, nn.Module):
     """Routing-by-agreement (Sabour et al. 2017) in place of Eqs. 5-6, for the CapsNet-DR ablation.
     Prediction vectors u_j|i = W_j p_i (one matrix per class capsule, shared over positions, since
     sentences vary in length); b_ij = 0; `iterations` times: c_ij = softmax_j(b_ij),
@@ -106,7 +111,9 @@ class DynamicRouting(nn.Module):
         for _ in range(self.iterations - 1):
             totals = torch.einsum("btc,btce->bce", torch.softmax(logits, dim=-1) * weights, predictions)
             logits = logits + torch.einsum("btce,bce->btc", predictions, squash(totals))  # agreement
-        totals = torch.einsum("btc,btce->bce", torch.softmax(logits, dim=-1) * weights, predictions)
+        coupling = torch.softmax(logits, dim=-1)                                 # final c_ij
+        self.keep("coupling", coupling)
+        totals = torch.einsum("btc,btce->bce", coupling * weights, predictions)
         return squash(self.dropout(totals))
 
 
@@ -117,22 +124,39 @@ def make_routing(kind, capsule_size, num_classes, scale_init, dropout, sentiment
     return DynamicRouting(capsule_size, num_classes, iterations, scale_init, dropout)
 
 
-class CapsuleHead(nn.Module):
+class CapsuleHead(Traceable, nn.Module):
     """From encoder states and an aspect vector to class capsule lengths (Eqs. 3-6):
     primary capsules p_i = squash(W_p h_i + b_p), aspect capsule c = squash(W_a a + b_a),
     aspect-aware normalisation, then the routing (capsule-guided by default, or dynamic)."""
 
     def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None,
-                 routing="guided", iterations=3):
+                 routing="guided", iterations=3, capsule_dropout=0.0):
         super().__init__()
         self.primary = nn.Linear(state_size, capsule_size)
         self.aspect = nn.Linear(aspect_size, capsule_size)
+        # dropout on W_p h_i and W_a a before the squash (the authors' CapsNet-BERT); 0 = none
+        self.capsule_dropout = nn.Dropout(capsule_dropout) if capsule_dropout else nn.Identity()
         self.normalise = BilinearAttention(capsule_size, capsule_size)
         self.routing = make_routing(routing, capsule_size, num_classes, scale_init, dropout, sentiment, iterations)
 
     def forward(self, states, mask, aspect):
-        primary = squash(self.primary(states))          # (B, T, d)
-        aspect_capsule = squash(self.aspect(aspect))    # (B, d)
+        primary = squash(self.capsule_dropout(self.primary(states)))       # (B, T, d)
+        aspect_capsule = squash(self.capsule_dropout(self.aspect(aspect)))  # (B, d)
         norm_weights = self.normalise(primary, aspect_capsule, mask)
+        self.keep("u", norm_weights)
         capsules = self.routing(primary, norm_weights)
         return capsules.norm(dim=-1)                    # (B, C) class scores = capsule lengths
+
+
+def capsule_explanation(trace, head, field, show=None):
+    """The heat maps of a capsule model (`head`: its CapsuleHead's module name in the trace): u_i
+    (Eq. 4) and, per word, the routing weights to each sentiment capsule (Eq. 5 w_ij; for dynamic
+    routing the final coupling coefficients c_ij)."""
+    routing = trace[f"{head}.routing"]
+    if "coupling" in routing:
+        name = "c_ij: final coupling coefficient to each sentiment capsule (dynamic routing)"
+        values = routing["coupling"]
+    else:
+        name, values = "w_ij: routing weight to each sentiment capsule (Eq. 5)", routing["routing"]
+    return [Weights.single("u_i: normalisation weight (Eq. 4)", field, trace[head]["u"], "u", show),
+            Weights(name, field, values, tuple(LABELS), show)]

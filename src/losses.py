@@ -37,5 +37,7 @@ def margin_loss(lengths, labels, positive=0.9, negative=0.1, weight=0.6):
 def make_loss(cfg: LossConfig):
     if cfg.name == "margin":
         return lambda scores, labels: margin_loss(scores, labels, cfg.positive, cfg.negative, cfg.weight)
+    if cfg.name != "cross_entropy":
+        raise ValueError(f"unknown loss {cfg.name!r}")
     smoothing = cfg.label_smoothing
     return lambda logits, labels: F.cross_entropy(logits, labels, label_smoothing=smoothing)

@@ -1,8 +1,8 @@
 """Shared fixtures: the repository root on sys.path, the raw data beside the checkout, a tiny
-SemEval-2014-format XML writer, and config dicts whose output paths point into tmp folders."""
+SemEval-2014-format XML writer, and composed configs whose output paths point into tmp folders."""
 import sys
 from pathlib import Path
-from xml.sax.saxutils import quoteattr, escape
+from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
@@ -78,11 +78,33 @@ def tmp_paths(tmp_path):
 
 
 def compose_cfg(dataset="mams-atsa", model="capsnet", processed=None, runs=None, overrides=()):
-    """A composed config whose processed/runs paths point at the given (tmp) folders."""
+    """A composed RunConfig whose processed/runs paths point at the given (tmp) folders."""
     from train.config import compose
-    cfg = compose(model, dataset, None, list(overrides))
+    overrides = list(overrides)
     if processed is not None:
-        cfg["paths"]["processed"] = str(processed)
+        overrides.append(f"paths.processed={processed}")
     if runs is not None:
-        cfg["paths"]["runs"] = str(runs)
-    return cfg
+        overrides.append(f"paths.runs={runs}")
+    return compose(model, dataset, None, overrides)
+
+
+TINY_BERT_WORDS = ("the decor is not special at all but their food amazing prices make up for it service was slow "
+                   "staff friendly great bad good place menu price ambience miscellaneous , . ! ' s").split()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A 2-layer, 32-wide randomly initialised BERT with a small WordPiece vocabulary, saved like a
+    Hugging Face folder (nothing is downloaded)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(TINY_BERT_WORDS)) \
+        + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    return folder

@@ -9,39 +9,28 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import UserError
+from common.schema import build as build_config, to_dict
 from data_process.bert_inputs import aspect_words, build_pairs, load_tokenizer, resolve_bert_path
+from data_process.xml_reader import Instance
 from src.dataset import ABSADataset
-from src.errors import UserError
-from src.models import DataInfo, build_model
-
-WORDS = ("the decor is not special at all but their food amazing prices make up for it service was slow "
-         "staff friendly great bad good place menu price ambience miscellaneous , . ! ' s").split()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A 2-layer, 32-wide BERT with a small WordPiece vocabulary, saved like a Hugging Face folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS)) + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] \
-        + list("abcdefghijklmnopqrstuvwxyz")
-    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(folder)
-    return folder
+from src.models import DataInfo, build_model, get_model_class
+from train.config import compose
 
 
 def pairs(folder, texts, aspects, max_length=32):
-    return build_pairs(load_tokenizer(folder), texts, aspects, max_length)
+    instances = [Instance(sentence_id=k, text=text, aspect=aspect, start=-1, end=-1, label=0)
+                 for k, (text, aspect) in enumerate(zip(texts, aspects))]
+    return build_pairs(load_tokenizer(folder), instances, "atsa", max_length)
 
 
 def test_pair_inputs_have_segment_zero_for_sentence_and_one_for_aspect(tiny_bert):
-    arrays, truncated = pairs(tiny_bert, ["the food is great"], ["food"])
+    # a second, longer pair so that the first row has padding (arrays are trimmed to their longest row)
+    arrays, truncated = pairs(tiny_bert, ["the food is great", "the decor is not special at all but their food"],
+                              ["food", "decor"])
     tok = load_tokenizer(tiny_bert)
     n = int(arrays["bert_len"][0])
+    assert n < arrays["bert_input_ids"].shape[1]
     ids = arrays["bert_input_ids"][0, :n].tolist()
     assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
     sentence = tok("the food is great", add_special_tokens=False)["input_ids"]
@@ -93,16 +82,22 @@ def _batch(folder, fields, extra_pad=0):
 
 
 def _model(name, folder, dropout=0.1):
-    cfg = {"name": name, "bert_path": str(folder), "max_length": 40, "capsule_size": 16, "routing_scale": 5.0,
-           "dropout": dropout, "loss": {"name": "margin"} if name == "capsnet-bert" else {"name": "cross_entropy"}}
+    cfg = to_dict(compose(name, "mams-atsa").model)  # the model's YAML for keys not set here
+    cfg.update({"bert_path": str(folder), "max_length": 40, "dropout": dropout})
+    if name == "capsnet-bert":
+        cfg.update(capsule_size=16, routing_scale=5.0, routing="guided",
+                   loss={"name": "margin", "positive": 0.9, "negative": 0.1, "weight": 0.6})
+    else:
+        cfg.update(loss={"name": "cross_entropy"})
+    cfg = build_config(get_model_class(name).Config, cfg, prefix="model")
     torch.manual_seed(0)
-    return build_model(cfg, DataInfo(task="atsa", sentiment=np.random.default_rng(0).normal(size=(3, 8))))
+    return build_model(name, cfg, DataInfo(task="atsa", sentiment=np.random.default_rng(0).normal(size=(3, 8))))
 
 
 @pytest.mark.parametrize("name", ["capsnet-bert", "bert"])
 def test_extra_padding_does_not_change_eval_outputs(tiny_bert, name):
     model = _model(name, tiny_bert).eval()
-    fields = model.input_fields("atsa")
+    fields = model.input_fields()
     with torch.no_grad():
         plain = model(_batch(tiny_bert, fields))
         padded = model(_batch(tiny_bert, fields, extra_pad=7))
@@ -117,7 +112,7 @@ def test_one_optimiser_step_lowers_the_loss_on_a_fixed_batch(tiny_bert, name):
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     model.train()
-    batch = _batch(tiny_bert, model.input_fields("atsa"))
+    batch = _batch(tiny_bert, model.input_fields())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = model.loss(model(batch), batch["label"])
     optimizer.zero_grad()
@@ -162,7 +157,8 @@ def test_bert_models_train_test_and_predict_end_to_end_on_real_mams(tiny_bert, s
                   "--set", "train.epochs=1"], env, repo_root)
     assert train.returncode == 0, train.stderr
     run = tmp_path / "runs" / dataset / name / "seed0"
-    assert {"checkpoint.pt", "metrics.json", "curves.png", "confusion.png", "train.log"} <= {p.name for p in run.iterdir()}
+    written = {p.name for p in run.iterdir()}
+    assert {"checkpoint.pt", "metrics.json", "curves.png", "confusion.png", "train.log"} <= written
     assert list((tmp_path / "processed" / dataset / "bert").glob("*/summary.yaml"))
     test = _run(["--mode", "test", *common, "--set", "data.limit=64"], env, repo_root)
     assert test.returncode == 0, test.stderr
@@ -175,5 +171,5 @@ def test_bert_models_train_test_and_predict_end_to_end_on_real_mams(tiny_bert, s
     assert predicted.returncode == 0, predicted.stderr
     lines = [json.loads(line) for line in predicted.stdout.strip().splitlines()]
     assert [r["aspect"] for r in lines] == aspects
-    assert all(r["label"] in ("positive", "negative", "neutral") and set(r["scores"]) == {"positive", "negative", "neutral"}
-               for r in lines)
+    labels = {"positive", "negative", "neutral"}
+    assert all(r["label"] in labels and set(r["scores"]) == labels for r in lines)

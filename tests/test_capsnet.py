@@ -4,19 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from src.errors import UserError
+from common.errors import UserError
+from common.schema import build as build_config, to_dict
 from src.models import DataInfo, build_model, get_model_class
+from src.models.capsnet import CapsNet
+from train.config import compose
 
 VOCAB, WORD = 40, 12
 NUM_CATEGORIES = 4
 
 
 def model_cfg(**changes):
-    cfg = {"name": "capsnet", "capsule_size": 16, "num_layers": 2, "dropout": 0.0, "routing_scale": 4.0,
-           "embed_projection": None, "freeze_embeddings": False,
-           "loss": {"name": "margin", "positive": 0.9, "negative": 0.1, "weight": 0.6}}
+    """A checked CapsNet.Config: the values below over the model's YAML (for keys not set here)."""
+    cfg = to_dict(compose("capsnet", "mams-atsa").model)
+    cfg.update({"capsule_size": 16, "num_layers": 2, "dropout": 0.0, "routing_scale": 4.0,
+                "embed_projection": None, "freeze_embeddings": False, "atsa_input": "context",
+                "routing": "guided", "loss": {"name": "margin", "positive": 0.9, "negative": 0.1, "weight": 0.6}})
     cfg.update(changes)
-    return cfg
+    return build_config(CapsNet.Config, cfg, prefix="model")
 
 
 def data_info(task, seed=0):
@@ -30,7 +35,7 @@ def data_info(task, seed=0):
 
 def build(task, seed=0, **changes):
     torch.manual_seed(seed)
-    return build_model(model_cfg(**changes), data_info(task, seed)).eval()
+    return build_model("capsnet", model_cfg(**changes), data_info(task, seed)).eval()
 
 
 def padded(rows, width=None):
@@ -103,7 +108,7 @@ def test_capsnet_with_embedding_projection_is_padding_invariant():
 def test_capsnet_guides_start_from_the_sentiment_matrix():
     info = data_info("atsa")
     torch.manual_seed(0)
-    model = build_model(model_cfg(capsule_size=WORD), info)
+    model = build_model("capsnet", model_cfg(capsule_size=WORD), info)
     guide = model.head.routing.guide.detach()
     expected = torch.as_tensor(info.sentiment)
     expected = (expected - expected.mean()) / expected.std()
@@ -134,18 +139,18 @@ def test_model_registry_raises_user_error_for_unknown_model():
     with pytest.raises(UserError, match="unknown model 'nope'.*capsnet"):
         get_model_class("nope")
     with pytest.raises(UserError, match="unknown model"):
-        build_model(model_cfg(name="nope"), data_info("atsa"))
+        build_model("nope", model_cfg(), data_info("atsa"))
 
 
 def test_model_registry_rejects_a_task_the_model_does_not_support():
     with pytest.raises(UserError, match="does not support the XYZ task"):
-        build_model(model_cfg(), DataInfo(task="xyz", embeddings=np.zeros((4, 3), np.float32)))
+        build_model("capsnet", model_cfg(), DataInfo(task="xyz", embeddings=np.zeros((4, 3), np.float32)))
 
 
 def test_capsnet_input_fields_per_task():
-    assert build("atsa").input_fields("atsa") == ("context", "aspect")
-    assert build("atsa", atsa_input="sentence").input_fields("atsa") == ("sentence", "aspect")
-    assert build("acsa").input_fields("acsa") == ("sentence", "category")
+    assert build("atsa").input_fields() == ("context", "aspect")
+    assert build("atsa", atsa_input="sentence").input_fields() == ("sentence", "aspect")
+    assert build("acsa").input_fields() == ("sentence", "category")
 
 
 @pytest.mark.parametrize("atsa_input", ["context", "sentence"])

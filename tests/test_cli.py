@@ -229,7 +229,7 @@ def test_cli_test_with_a_file_that_is_not_a_checkpoint_fails_with_one_error_line
 
 def test_cli_unknown_set_key_fails_with_one_error_line(cli):
     result = cli("--mode", "train", "--dataset", "mams-atsa", "--set", "train.epoch=1")
-    assert_one_error_line(result, "unknown key 'train.epoch'", "epochs")
+    assert_one_error_line(result, "--set train.epoch=1", "unknown key train.epoch", "did you mean train.epochs?")
 
 
 def test_cli_unknown_dataset_fails_with_one_error_line(cli):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO_ROOT, sentence_xml, term, write_xml
 from common.errors import UserError
 from common.labels import LABELS
+from conftest import REPO_ROOT, sentence_xml, term, write_xml
 from data_process.jsonl_reader import read_jsonl
 from data_process.sampling import sample_train
 from data_process.stats import compare, dataset_rows, split_stats, table2_markdown
@@ -355,7 +355,7 @@ def test_table2_on_the_real_files_matches_the_paper_where_the_files_do(shared_da
     assert compare(by_key[("Restaurant-ACSA", "train")]["stats"], by_key[("Restaurant-ACSA", "train")]["expected"]) \
         == {"positive": -1, "neutral": 1}
     table = table2_markdown(rows)
-    line = next(l for l in table.splitlines() if l.startswith("| Restaurant-ACSA | train |"))
+    line = next(row for row in table.splitlines() if row.startswith("| Restaurant-ACSA | train |"))
     assert "2178 (paper 2179, -1)" in line and "501 (paper 500, +1)" in line
     assert "| 839 |" in line and "DIFFERS: positive -1, neutral +1" in line
     assert table.count("| same |") == len(rows) - 1

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
+from common.errors import UserError
+from common.labels import LABELS
 from data_process.embeddings import PACKAGED, embedding_matrix, lookup_vectors, source_identity
 from data_process.lexicon import CLASS_ORDER, sentiment_matrix
 from data_process.vocab import PAD, SPECIALS, Vocab
-from data_process.xml_reader import LABELS
-from src.errors import UserError
 
 
 def write_glove(tmp_path, lines, name="vectors.txt"):

@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
+from common.errors import UserError
+from common.schema import build
 from src.layers import BilinearAttention, masked_softmax, squash, standardise_guide
-from src.losses import make_loss, margin_loss
-
+from src.losses import LossConfig, make_loss, margin_loss
 
 # --- squash -----------------------------------------------------------------------------------
 
@@ -145,15 +146,15 @@ def test_margin_loss_is_the_batch_mean_of_per_example_losses():
 
 
 def test_margin_loss_uses_custom_margins_from_make_loss():
-    loss_fn = make_loss({"name": "margin", "positive": 0.8, "negative": 0.2, "weight": 0.5})
+    loss_fn = make_loss(LossConfig(name="margin", positive=0.8, negative=0.2, weight=0.5))
     # present (0.8 - 0.5)^2 = 0.09; absent 0.5 * (0.4 - 0.2)^2 = 0.02
     loss = loss_fn(torch.tensor([[0.5, 0.4, 0.1]]), torch.tensor([0]))
     assert loss.item() == pytest.approx(0.11, abs=1e-6)
 
 
-def test_make_loss_rejects_unknown_loss_name():
-    with pytest.raises(ValueError, match="unknown loss"):
-        make_loss({"name": "hinge"})
+def test_loss_config_rejects_unknown_loss_name():
+    with pytest.raises(UserError, match="model.loss.name='hinge' is not one of margin, cross_entropy"):
+        build(LossConfig, {"name": "hinge"}, prefix="model.loss")
 
 
 # --- standardise_guide -----------------------------------------------------------------------

@@ -41,19 +41,19 @@ def instances(task):
     return out
 
 
-def model_config(name, task, bert_folder):
+def model_config(name, task, tiny_bert):
     cfg = compose(name, DATASET_OF[task]).model
     if hasattr(cfg, "bert_path"):
-        cfg = dataclasses.replace(cfg, bert_path=str(bert_folder))
+        cfg = dataclasses.replace(cfg, bert_path=str(tiny_bert))
     if hasattr(cfg, "dropout"):
         cfg = dataclasses.replace(cfg, dropout=0.0)
     return cfg
 
 
-def setup(name, task, bert_folder, seed=0):
+def setup(name, task, tiny_bert, seed=0):
     """(model in eval mode, a batch of all SENTENCES made by the Encoder for the declared fields)."""
     cls = MODELS[name]
-    cfg = model_config(name, task, bert_folder)
+    cfg = model_config(name, task, tiny_bert)
     items = instances(task)
     vocab = Vocab.build(Counter(token for t in tokenise(items, task) for token in t.tokens))
     rng = np.random.default_rng(seed)
@@ -71,19 +71,14 @@ def setup(name, task, bert_folder, seed=0):
     return model, batch, info, cfg
 
 
-@pytest.fixture(scope="module")
-def bert_folder(tiny_bert):
-    return tiny_bert
-
-
 def test_every_registered_model_has_a_config_file():
     for name in MODELS:
         assert (CONFIG_ROOT / "models" / f"{name}.yaml").is_file(), name
 
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_model_reads_only_declared_fields_and_scores_every_instance(name, task, bert_folder):
-    model, batch, _, _ = setup(name, task, bert_folder)
+def test_model_reads_only_declared_fields_and_scores_every_instance(name, task, tiny_bert):
+    model, batch, _, _ = setup(name, task, tiny_bert)
     declared = set(model.input_fields())
     assert declared <= set(batch)
     with torch.no_grad():
@@ -94,8 +89,8 @@ def test_model_reads_only_declared_fields_and_scores_every_instance(name, task, 
 
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_model_trains_one_step_and_gives_the_same_scores_after_a_checkpoint_round_trip(name, task, bert_folder, tmp_path):
-    model, batch, info, cfg = setup(name, task, bert_folder)
+def test_model_trains_one_step_and_gives_the_same_scores_after_a_checkpoint_round_trip(name, task, tiny_bert, tmp_path):
+    model, batch, info, cfg = setup(name, task, tiny_bert)
     model.train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     loss = model.loss(model(batch).float(), batch["label"])
@@ -115,8 +110,8 @@ def test_model_trains_one_step_and_gives_the_same_scores_after_a_checkpoint_roun
 
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_model_scores_do_not_change_when_pad_columns_are_appended(name, task, bert_folder):
-    model, batch, _, _ = setup(name, task, bert_folder)
+def test_model_scores_do_not_change_when_pad_columns_are_appended(name, task, tiny_bert):
+    model, batch, _, _ = setup(name, task, tiny_bert)
     wider = {k: torch.cat([v, torch.zeros(v.size(0), 7, dtype=v.dtype)], dim=1) if v.dim() == 2 else v
              for k, v in batch.items()}
     with torch.no_grad():
@@ -124,8 +119,8 @@ def test_model_scores_do_not_change_when_pad_columns_are_appended(name, task, be
 
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_model_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name, task, bert_folder):
-    model, batch, _, _ = setup(name, task, bert_folder)
+def test_model_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name, task, tiny_bert):
+    model, batch, _, _ = setup(name, task, tiny_bert)
     shortest = int(torch.argmin(batch[length_field(model.input_fields()[0])]))
     alone = {}
     for k, v in batch.items():

@@ -1,5 +1,6 @@
 """The preprocessing job (data_process/preprocess.py, raw_data.py) on the real MAMS-ATSA files, and
 the dataset / loaders (src/dataset.py)."""
+import dataclasses
 import json
 import shutil
 import urllib.error
@@ -10,12 +11,12 @@ import pytest
 import torch
 import yaml
 
+from common.errors import UserError
 from conftest import compose_cfg, sentence_xml, term, write_xml
 from data_process.preprocess import is_current, load_split, preprocess
 from data_process.raw_data import ENV_VAR
 from data_process.vocab import ASPECT, PAD, SPECIALS, UNK
 from src.dataset import ABSADataset, BucketBatchSampler, make_loader
-from src.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +27,13 @@ def atsa(shared_data, tmp_path_factory):
         mp.setenv(ENV_VAR, str(shared_data))
         cfg = compose_cfg("mams-atsa", processed=tmp / "processed", runs=tmp / "runs")
         logs = []
-        out = preprocess(cfg, log=logs.append)
+        out = preprocess(cfg.data, cfg.paths, log=logs.append)
         yield cfg, out, logs
 
 
 def test_preprocess_writes_every_output_under_the_given_processed_folder(atsa):
     cfg, out, _ = atsa
-    assert out.name == "mams-atsa" and str(out.parent) == cfg["paths"]["processed"]
+    assert out.name == "mams-atsa" and str(out.parent) == cfg.paths.processed
     for name in ("train.npz", "val.npz", "test.npz", "vocab.json", "embeddings.npy", "sentiment.npy",
                  "summary.yaml"):
         assert (out / name).is_file(), name
@@ -63,17 +64,16 @@ def test_preprocess_second_call_does_no_work(atsa):
     cfg, out, _ = atsa
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     logs = []
-    assert preprocess(cfg, log=logs.append) == out  # ABSA_DATA_ROOT is still set by the fixture
+    assert preprocess(cfg.data, cfg.paths, log=logs.append) == out  # ABSA_DATA_ROOT is still set by the fixture
     assert logs == [f"{out}: up to date"]
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 def test_preprocess_is_stale_when_a_data_setting_changes(atsa):
     cfg, _, _ = atsa
-    assert is_current(cfg)
-    changed = json.loads(json.dumps(cfg))
-    changed["data"]["min_freq"] = 2
-    assert not is_current(changed)
+    assert is_current(cfg.data, cfg.paths)
+    changed = dataclasses.replace(cfg.data, min_freq=2)
+    assert not is_current(changed, cfg.paths)
 
 
 def test_vocab_starts_with_pad_unk_aspect(atsa):
@@ -94,12 +94,12 @@ def test_embeddings_have_zero_pad_row_and_sentiment_matrix_three_rows(atsa):
     assert sentiment.shape == (3, 50) and np.isfinite(sentiment).all()
 
 
-def test_aspect_mask_marks_exactly_the_term_positions(atsa):
+def test_sentence_aspect_mask_marks_exactly_the_term_positions(atsa):
     _, out, _ = atsa
     arrays = load_split(out, "train")
     words = json.loads((out / "vocab.json").read_text())
     for k in range(0, len(arrays["label"]), 97):
-        mask = arrays["aspect_mask"][k].astype(bool)
+        mask = arrays["sentence_aspect_mask"][k].astype(bool)
         term_ids = arrays["sentence"][k][mask].tolist()
         assert term_ids == arrays["aspect"][k, :arrays["aspect_len"][k]].tolist()
         positions = np.flatnonzero(mask)
@@ -115,7 +115,7 @@ def test_context_has_the_aspect_marker_in_place_of_the_term(atsa):
         n, a = arrays["sentence_len"][k], arrays["aspect_len"][k]
         context = arrays["context"][k, :arrays["context_len"][k]].tolist()
         sentence = arrays["sentence"][k, :n].tolist()
-        first = int(np.flatnonzero(arrays["aspect_mask"][k])[0])
+        first = int(np.flatnonzero(arrays["sentence_aspect_mask"][k])[0])
         assert arrays["context_len"][k] == n - a + 1
         assert context.count(ASPECT) == 1 and context[first] == ASPECT
         assert context[:first] == sentence[:first]
@@ -128,14 +128,15 @@ def test_missing_split_file_without_download_raises_user_error_naming_it(tmp_pat
     (root / "MAMS-ATSA").mkdir(parents=True)
     shutil.copy(shared_data / "MAMS-ATSA" / "train.xml", root / "MAMS-ATSA" / "train.xml")
     monkeypatch.setenv(ENV_VAR, str(root))
-    cfg = compose_cfg("mams-atsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"])
-    cfg["data"]["download"] = None
+    cfg = compose_cfg("mams-atsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"],
+                      overrides=["data.download=null"])
+    assert cfg.data.download is None
 
     def no_network(*args, **kwargs):
         raise AssertionError("no download may be attempted")
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     with pytest.raises(UserError) as info:
-        preprocess(cfg, log=lambda *_: None)
+        preprocess(cfg.data, cfg.paths, log=lambda *_: None)
     message = str(info.value)
     assert str(root / "MAMS-ATSA" / "val.xml") in message and "split file not found" in message
     assert not tmp_paths["processed"].exists()
@@ -154,7 +155,7 @@ def test_missing_split_file_offline_download_fails_with_one_line_user_error(tmp_
     cfg = compose_cfg("mams-atsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"])
     logs = []
     with pytest.raises(UserError) as info:
-        preprocess(cfg, log=logs.append)
+        preprocess(cfg.data, cfg.paths, log=logs.append)
     message = str(info.value)
     assert len(calls) == 1 and calls[0].endswith("/train.xml")
     assert "\n" not in message
@@ -168,7 +169,7 @@ def test_absa_data_root_that_is_not_a_folder_raises_user_error(tmp_path, tmp_pat
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
     cfg = compose_cfg("mams-atsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"])
     with pytest.raises(UserError, match=f"{ENV_VAR}=.*nowhere: folder not found"):
-        preprocess(cfg, log=lambda *_: None)
+        preprocess(cfg.data, cfg.paths, log=lambda *_: None)
 
 
 def test_preprocess_of_small_acsa_files_reads_categories(tmp_path, tmp_paths, monkeypatch):
@@ -179,9 +180,9 @@ def test_preprocess_of_small_acsa_files_reads_categories(tmp_path, tmp_paths, mo
         write_xml(tmp_path / "raw" / "MAMS-ACSA" / f"{split}.xml", sentences)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "raw"))
     cfg = compose_cfg("mams-acsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"])
-    out = preprocess(cfg, log=lambda *_: None)
+    out = preprocess(cfg.data, cfg.paths, log=lambda *_: None)
     arrays = load_split(out, "train")
-    categories = cfg["data"]["categories"]
+    categories = cfg.data.categories
     assert [categories[c] for c in arrays["category"]] == ["food", "service", "place"]
     assert arrays["label"].tolist() == [0, 1, 2]
     summary = yaml.safe_load((out / "summary.yaml").read_text())
@@ -196,7 +197,7 @@ def test_preprocess_holds_out_whole_sentences_when_there_is_no_val_file(tmp_path
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "raw"))
     cfg = compose_cfg("mams-atsa", processed=tmp_paths["processed"], runs=tmp_paths["runs"],
                       overrides=["data.splits=[train, test]", "data.val_fraction=0.25"])
-    out = preprocess(cfg, log=lambda *_: None)
+    out = preprocess(cfg.data, cfg.paths, log=lambda *_: None)
     train, val = load_split(out, "train"), load_split(out, "val")
     assert len(val["label"]) == 10 and len(train["label"]) == 30  # 5 of 20 sentences, 2 aspects each
     assert not set(train["sentence_id"].tolist()) & set(val["sentence_id"].tolist())
@@ -287,8 +288,8 @@ def test_bucket_batch_sampler_groups_similar_lengths_within_a_chunk():
 def test_vocabulary_counts_each_sentence_once_although_each_aspect_is_an_instance():
     from data_process.encode import tokenise
     from data_process.preprocess import sentence_token_counts
-    from data_process.xml_reader import Instance
     from data_process.vocab import Vocab
+    from data_process.xml_reader import Instance
     text = "the food was good but the decor was dull"
     instances = [Instance(0, text, "food", 4, 8, 0), Instance(0, text, "decor", 26, 31, 1),
                  Instance(1, "rare words here", "words", 5, 10, 2)]
@@ -300,7 +301,8 @@ def test_vocabulary_counts_each_sentence_once_although_each_aspect_is_an_instanc
 
 def test_atomic_writes_leave_files_with_the_usual_permissions_and_no_temp_files(tmp_path):
     import os
-    from data_process.atomic import write_text
+
+    from common.io import write_text
     write_text(tmp_path / "out.txt", "hello")
     mode = (tmp_path / "out.txt").stat().st_mode & 0o777
     umask = os.umask(0)

@@ -31,17 +31,18 @@ def _tiny_data(n=48, length=9, vocab=30, seed=0):
 
 
 def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
-    cfg = compose_cfg("mams-atsa")
-    cfg["train"].update(epochs=2, batch_size=8, eval_every_steps=2, bucket_by_length=False)
-    cfg["model"].update(capsule_size=8, dropout=0.0)
+    cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.eval_every_steps=2",
+                                              "train.bucket_by_length=false", "model.capsule_size=8",
+                                              "model.dropout=0.0"])
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
-    model = build_model(cfg["model"], DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
-                                               sentiment=rng.normal(size=(3, 6))))
-    data = ABSADataset(_tiny_data(), model.input_fields("atsa"))
+    model = build_model(cfg.model_name, cfg.model,
+                        DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
+                                 sentiment=rng.normal(size=(3, 6))))
+    data = ABSADataset(_tiny_data(), model.input_fields())
     loader = make_loader(data, 8, shuffle=True, seed=0)
     saved = []
-    history, best, timing = fit(model, loader, make_loader(data, 16), cfg, torch.device("cpu"),
+    history, best, timing = fit(model, loader, make_loader(data, 16), cfg.train, torch.device("cpu"),
                                 lambda epoch, val: saved.append((epoch, val["step"])), log=lambda *_: None)
     # 6 steps an epoch: validations after steps 2 and 4 inside each epoch, plus one at each epoch's end
     assert timing["validations"] == 6 and timing["steps"] == 12

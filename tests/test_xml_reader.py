@@ -1,10 +1,11 @@
 """SemEval-2014 XML reader (data_process/xml_reader.py) and the tokenizer (data_process/tokenizer.py)."""
 import pytest
 
+from common.errors import UserError
+from common.labels import LABELS
 from conftest import sentence_xml, term
 from data_process.tokenizer import tokenize, tokenize_with_term
-from data_process.xml_reader import LABELS, read_semeval_xml
-from src.errors import UserError
+from data_process.xml_reader import read_semeval_xml
 
 S1 = "The decor is not special at all but their food is amazing."
 S2 = "Our waiter was rude, although the pasta was fine."

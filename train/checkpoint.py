@@ -1,22 +1,31 @@
-"""One checkpoint format for every model: weights + resolved config + data fingerprints."""
+"""One checkpoint format for every model: weights + resolved config + data fingerprints + what it
+takes to encode new text and rebuild the model (format 2: `encoder`, the Encoder's state, and
+`data_info`, the DataInfo's shapes; see train.data.PreparedData.inference_state), so that predict
+and explain need nothing but the checkpoint file (and, for BERT models, the backbone).
+
+Format 1 (before the encoder was stored) is refused with one line: re-train, or re-export it with
+`python -m train.export OLD.pt` while its processed data is still there."""
 from pathlib import Path
 
 import torch
 
-from common.io import atomic_path
 from common.errors import UserError
+from common.io import atomic_path
 
-FORMAT = 1
+FORMAT = 2
 
 
-def save_checkpoint(path, model, cfg, fingerprints, extra=None):
+def save_checkpoint(path, model, cfg, fingerprints, inference=None, extra=None):
+    """cfg: the resolved config (a plain mapping); inference: {"encoder", "data_info"}
+    (PreparedData.inference_state()), what predict and explain load the model with."""
     payload = {"format": FORMAT, "model_state": model.state_dict(), "config": cfg,
-               "fingerprints": fingerprints, **(extra or {})}
+               "fingerprints": fingerprints, **(inference or {}), **(extra or {})}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path):
+def read_payload(path):
+    """The stored mapping of a checkpoint file of any format."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found (train one with --mode train, or name one with --checkpoint)")
@@ -24,8 +33,18 @@ def load_checkpoint(path):
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         raise UserError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    return payload
+
+
+def load_checkpoint(path):
+    payload = read_payload(path)
+    if not isinstance(payload, dict) or "format" not in payload or "model_state" not in payload:
         raise UserError(f"{path}: not a checkpoint of this project (format {FORMAT})")
+    if payload["format"] == 1:
+        raise UserError(f"{path}: checkpoint format 1 (an older version) does not hold its vocabulary and "
+                        f"encoder settings; re-train, or re-export it with: python -m train.export {path}")
+    if payload["format"] != FORMAT:
+        raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}")
     return payload
 
 

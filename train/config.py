@@ -42,6 +42,7 @@ class TrainConfig:
     num_threads: Optional[int] = spec(min=1)
     amp_bf16: bool
     log_every: int = spec(min=1)
+    tensorboard: bool                 # also write TensorBoard event files into the run folder
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,10 @@ def from_tree(tree, model, origins=None):
     """A RunConfig from a plain mapping (composed, or read back from a checkpoint)."""
     model_class = get_model_class(model)
     origins = origins or {}
-    origin = (lambda key: origins.get(key, "config"))
+
+    def origin(key):
+        return origins.get(key, "config")
+
     tree = dict(tree)
     tree.pop("model_name", None)
     sections = {"paths": PathsConfig, "data": DataConfig, "train": TrainConfig, "model": model_class.Config}

@@ -15,9 +15,9 @@ from src.models import DataInfo
 class PreparedData:
     """The processed arrays of one dataset, with the fields an InputSpec asks for."""
 
-    def __init__(self, data, paths, spec, log=print):
+    def __init__(self, data, paths, spec, log=print, force=False):
         self.data, self.spec = data, spec
-        self.dir = preprocess(data, paths, log=log)
+        self.dir = preprocess(data, paths, log=log, force=force)
         self.summary = yaml.safe_load((self.dir / "summary.yaml").read_text())
         self.bert_dir = None
         if spec.bert is not None:
@@ -39,6 +39,16 @@ class PreparedData:
         """The encoder that made these arrays, for new text (predict)."""
         return Encoder(Vocab.load(self.dir / "vocab.json"), self.data.task, self.data.categories,
                        self.data.lowercase, self.spec.bert)
+
+    def inference_state(self):
+        """What a checkpoint stores to encode new text and rebuild its model without this data:
+        the encoder's state and the shapes of the DataInfo arrays (the weights are loaded over them)."""
+        info = self.info()
+        return {"encoder": self.encoder().state(),
+                "data_info": {"task": info.task, "num_classes": info.num_classes,
+                              "num_categories": info.num_categories,
+                              "embeddings_shape": list(info.embeddings.shape),
+                              "sentiment_shape": list(info.sentiment.shape)}}
 
     def fingerprints(self):
         """What a checkpoint's weights depend on: the word vocabulary, or for BERT models the

@@ -11,8 +11,10 @@ def classification_metrics(labels, predictions):
         labels, predictions, labels=classes, zero_division=0)
     return {
         "accuracy": round(100.0 * float(accuracy_score(labels, predictions)), 2),
-        "macro_f1": round(100.0 * float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)), 2),
-        "per_class": {name: {"precision": round(100.0 * float(precision[i]), 2), "recall": round(100.0 * float(recall[i]), 2),
+        "macro_f1": round(100.0 * float(f1_score(labels, predictions, labels=classes, average="macro",
+                                                 zero_division=0)), 2),
+        "per_class": {name: {"precision": round(100.0 * float(precision[i]), 2),
+                             "recall": round(100.0 * float(recall[i]), 2),
                              "f1": round(100.0 * float(f1[i]), 2), "support": int(support[i])}
                       for i, name in enumerate(LABELS)},
         "confusion": confusion_matrix(labels, predictions, labels=classes).tolist(),

@@ -39,3 +39,31 @@ def plot_confusion(confusion, labels, path, title):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
     _save(fig, path)
+
+
+def plot_explanation(record, path):
+    """The heat maps of an explain record (train.api.SentimentClassifier.explain): one panel per
+    weight map, words along the x axis, one row per weight (u, each sentiment capsule, each hop...);
+    the predicted label and its scores in the title."""
+    maps = record["weights"]
+    width = max(6.0, 0.45 * max(len(m["words"]) for m in maps) + 2.5)
+    heights = [0.9 + 0.45 * len(m["rows"]) for m in maps]
+    fig, axes = plt.subplots(len(maps), 1, figsize=(width, sum(heights) + 1.2), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, heat in zip(axes[:, 0], maps):
+        rows = list(heat["rows"])
+        image = ax.imshow([heat["rows"][r] for r in rows], cmap="Reds", aspect="auto", vmin=0.0)
+        ax.set_xticks(range(len(heat["words"])), heat["words"], rotation=60, ha="right", fontsize=9)
+        ax.set_yticks(range(len(rows)), rows, fontsize=9)
+        ax.set_title(heat["name"], fontsize=10)
+        if len(heat["words"]) <= 40:   # the values themselves, when they fit
+            top = max((max(v) for v in heat["rows"].values()), default=0.0) or 1.0
+            for i, r in enumerate(rows):
+                for j, value in enumerate(heat["rows"][r]):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if value > top / 2 else "black")
+        fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
+    scores = ", ".join(f"{name} {value:.2f}" for name, value in record["scores"].items())
+    fig.suptitle(f"{record['model']}: aspect {record['aspect']!r} -> {record['label']} ({scores})", fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)

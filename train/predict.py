@@ -1,4 +1,6 @@
-"""Classify new text with a trained checkpoint: one JSON object per (text, aspect).
+"""Requests for predict and explain: reading (--text/--aspect, a JSONL file, or Python pairs),
+validation, and turning them into instances. The classifying itself is train/api.py's
+SentimentClassifier, the one code path for the command line and for Python callers.
 
 ATSA aspects are terms located in the text (case-insensitive, whole words first); ACSA aspects are
 category names of the dataset the checkpoint was trained on.
@@ -7,14 +9,8 @@ import json
 import re
 from pathlib import Path
 
-import torch
-
 from common.errors import UserError
-from common.labels import LABELS
 from data_process.xml_reader import Instance
-from src.dataset import ABSADataset, make_loader
-
-from .trainer import predict_scores
 
 
 def read_requests(text=None, aspects=(), input_file=None):
@@ -41,6 +37,33 @@ def read_requests(text=None, aspects=(), input_file=None):
             requests.append((item["text"], item["aspects"], where))
     if not requests:
         raise UserError("predict needs --text with one or more --aspect, or --input FILE (JSONL)")
+    return check_requests(requests)
+
+
+def requests_from_items(items):
+    """[(text, [aspects], where)] from Python items: (text, [aspects]), (text, aspect) or
+    {"text": ..., "aspects": [...]}; `where` is "item <k>"."""
+    if isinstance(items, (str, dict)) or (isinstance(items, tuple) and len(items) == 2 and isinstance(items[0], str)):
+        items = [items]  # one item passed bare
+    requests = []
+    for k, item in enumerate(items):
+        where = f"item {k}"
+        if isinstance(item, dict):
+            text, aspects = item.get("text"), item.get("aspects", item.get("aspect"))
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            text, aspects = item
+        else:
+            raise UserError(f'{where}: expected (text, [aspects]) or {{"text": ..., "aspects": [...]}}')
+        if isinstance(aspects, str):
+            aspects = [aspects]
+        if not isinstance(text, str) or not isinstance(aspects, (list, tuple)) \
+                or not all(isinstance(a, str) for a in aspects):
+            raise UserError(f"{where}: expected a text string and a list of aspect strings")
+        requests.append((text, list(aspects), where))
+    return check_requests(requests)
+
+
+def check_requests(requests):
     for text_value, aspect_list, where in requests:
         if not text_value.strip():
             raise UserError(f"{where}: empty text")
@@ -74,16 +97,3 @@ def make_instances(requests, task, categories):
                 instances.append(Instance(k, text, aspect, -1, -1, 0))
     return instances
 
-
-def predict(model, data, cfg, requests, device):
-    """List of {"text", "aspect", "label", "scores"} dicts, in request order."""
-    instances = make_instances(requests, cfg.data.task, cfg.data.categories)
-    arrays = data.encoder().encode(instances)
-    loader = make_loader(ABSADataset(arrays, model.input_fields()), cfg.train.eval_batch_size)
-    scores, _ = predict_scores(model, loader, device)
-    probs = model.probabilities(scores)
-    results = []
-    for instance, row in zip(instances, probs):
-        results.append({"text": instance.text, "aspect": instance.aspect, "label": LABELS[int(torch.argmax(row))],
-                        "scores": {name: round(float(row[i]), 4) for i, name in enumerate(LABELS)}})
-    return results

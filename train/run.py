@@ -1,6 +1,7 @@
-"""The jobs behind main.py's modes: train and test (predict lives in predict.py)."""
-import dataclasses
+"""The jobs behind main.py's modes: train, test and explain (predict and explain classify through
+train/api.py's SentimentClassifier; request reading lives in predict.py)."""
 import json
+import re
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -12,11 +13,11 @@ from common.io import write_json
 from src.dataset import ABSADataset, make_loader
 from src.models import build_model, get_model_class
 
+from .api import SentimentClassifier
 from .checkpoint import check_fingerprints, load_checkpoint, save_checkpoint
-from .config import from_tree
 from .data import PreparedData
 from .metrics import strict_accuracy
-from .plots import plot_confusion, plot_curves
+from .plots import plot_confusion, plot_curves, plot_explanation
 from .predictions import test_predictions, write_predictions
 from .run_folder import attach_log_file, make_logger, run_dir
 from .runtime import pick_device, set_seed, set_threads
@@ -62,13 +63,25 @@ def train_job(cfg, seed, device_name="auto"):
     resolved = dict(cfg.to_dict(), seed=seed)
     ckpt = out / "checkpoint.pt"
     attach_log_file(logger, out / "train.log")
-    for stale in ("metrics.json", "predictions.jsonl", "curves.png", "confusion.png"):  # from an earlier run in this folder
+    # from an earlier run in this folder
+    for stale in ("metrics.json", "predictions.jsonl", "curves.png", "confusion.png"):
         (out / stale).unlink(missing_ok=True)
 
-    def on_best(epoch, val):
-        save_checkpoint(ckpt, model, resolved, data.fingerprints(), {"epoch": epoch, "step": val["step"], "val": val})
+    inference = data.inference_state()   # the encoder and DataInfo shapes: predict needs no data
 
-    history, best, timing = fit(model, train_loader, val_loader, tcfg, device, on_best, log)
+    def on_best(epoch, val):
+        save_checkpoint(ckpt, model, resolved, data.fingerprints(), inference,
+                        {"epoch": epoch, "step": val["step"], "val": val})
+
+    writer = None
+    if tcfg.tensorboard:
+        from .tensorboard import open_writer
+        writer = open_writer(out)   # event files beside checkpoint.pt: tensorboard --logdir runs
+    try:
+        history, best, timing = fit(model, train_loader, val_loader, tcfg, device, on_best, log, writer)
+    finally:
+        if writer is not None:
+            writer.close()
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["model_state"])
     test = evaluate(model, test_loader, device, tcfg.amp_bf16)
@@ -85,8 +98,8 @@ def train_job(cfg, seed, device_name="auto"):
     title = f"{cfg.name} / {cfg.data.name} / seed {seed}"
     plot_curves(history, out / "curves.png", title)
     plot_confusion(test["confusion"], test["labels"], out / "confusion.png", f"test: {title}")
-    log(f"best: epoch {state['epoch']}, step {state['step']}: test accuracy {test['accuracy']:.2f}, macro-F1 {test['macro_f1']:.2f}; "
-        f"wall {timing['wall_seconds']} s; run folder {out}")
+    log(f"best: epoch {state['epoch']}, step {state['step']}: test accuracy {test['accuracy']:.2f}, "
+        f"macro-F1 {test['macro_f1']:.2f}; wall {timing['wall_seconds']} s; run folder {out}")
     return summary_line(test, cfg, seed, timing)
 
 
@@ -98,32 +111,27 @@ def summary_line(test, cfg, seed, timing=None):
     return line
 
 
-def checkpoint_config(checkpoint, state, cfg):
-    """The RunConfig a checkpoint was trained with; the caller's paths and data limit still apply."""
-    stored = dict(state["config"])
-    stored.pop("seed", None)
-    try:
-        ckpt_cfg = from_tree(stored, state["config"].get("model_name", ""))
-    except UserError as err:
-        raise UserError(f"{checkpoint}: its stored config does not fit this version ({err}); re-train") from None
-    if ckpt_cfg.data.name != cfg.data.name:
-        raise UserError(f"{checkpoint}: checkpoint was trained on {ckpt_cfg.data.name}, not {cfg.data.name}")
-    return ckpt_cfg.replace(paths=cfg.paths, data=dataclasses.replace(ckpt_cfg.data, limit=cfg.data.limit))
+def load_classifier(checkpoint, device, dataset=None):
+    """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset`, when
+    given, must be the one it was trained on."""
+    clf = SentimentClassifier.load(checkpoint, device)
+    if dataset is not None and clf.cfg.data.name != dataset:
+        raise UserError(f"{checkpoint}: checkpoint was trained on {clf.cfg.data.name}, not {dataset}")
+    return clf
 
 
 Loaded = namedtuple("Loaded", "model data cfg seed")
 
 
 def load_for_inference(cfg, checkpoint, device, log=print):
-    """Loaded(model, prepared data, checkpoint RunConfig, trained seed) for a checkpoint, checked
-    against the processed data."""
-    state = load_checkpoint(checkpoint)
-    ckpt_cfg = checkpoint_config(checkpoint, state, cfg)
+    """Loaded(model, prepared data, checkpoint RunConfig, trained seed) for a checkpoint, with the
+    processed data of its dataset (--mode test), checked against the checkpoint's vocabulary; the
+    caller's paths and data limit apply."""
+    clf = load_classifier(checkpoint, device, cfg.data.name)
+    ckpt_cfg = clf.with_paths(cfg.paths, cfg.data.limit)
     data = PreparedData(ckpt_cfg.data, ckpt_cfg.paths, model_inputs(ckpt_cfg), log=log)
-    check_fingerprints(checkpoint, state["fingerprints"], data.fingerprints())
-    model = build_model(ckpt_cfg.model_name, ckpt_cfg.model, data.info())
-    model.load_state_dict(state["model_state"])
-    return Loaded(model.to(device).eval(), data, ckpt_cfg, state["config"].get("seed"))
+    check_fingerprints(checkpoint, clf.fingerprints, data.fingerprints())
+    return Loaded(clf.model, data, ckpt_cfg, clf.seed)
 
 
 def test_job(cfg, seed, device_name="auto", checkpoint=None):
@@ -136,9 +144,37 @@ def test_job(cfg, seed, device_name="auto", checkpoint=None):
     test = evaluate(model, loader, device, ckpt_cfg.train.amp_bf16)
     log(f"{checkpoint}: test on {len(test_set)} instances")
     for name, scores in test["per_class"].items():
-        log(f"  {name:9s} P {scores['precision']:6.2f}  R {scores['recall']:6.2f}  F1 {scores['f1']:6.2f}  n={scores['support']}")
-    return dict(summary_line(test, ckpt_cfg, seed if trained_seed is None else trained_seed), checkpoint=str(checkpoint),
+        log(f"  {name:9s} P {scores['precision']:6.2f}  R {scores['recall']:6.2f}  F1 {scores['f1']:6.2f}  "
+            f"n={scores['support']}")
+    trained = seed if trained_seed is None else trained_seed
+    return dict(summary_line(test, ckpt_cfg, trained), checkpoint=str(checkpoint),
                 per_class=test["per_class"], confusion=test["confusion"])
+
+
+def slug(text, limit=40):
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:limit].rstrip("-") or "x"
+
+
+def explain_job(clf, requests, out=None, default_folder=None):
+    """explain: one record per (text, aspect) with its heat map written to a PNG (`out`: a .png file,
+    or a folder; default: <default_folder>/<slug>.png). Returns the records, each with "png"."""
+    clf.check_explains()
+    pairs = [(text, aspect) for text, aspects, _ in requests for aspect in aspects]
+    records = []
+    for text, aspect in pairs:
+        record = clf.explain(text, aspect)
+        name = f"{slug(text)}--{slug(aspect, 30)}.png"
+        if out is None:
+            path = Path(default_folder) / name
+        elif str(out).endswith(".png"):
+            path = Path(out) if len(pairs) == 1 else Path(out).with_name(f"{Path(out).stem}--{slug(aspect, 30)}.png")
+        else:
+            path = Path(out) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_explanation(record, path)
+        records.append(dict(record, png=str(path)))
+    return records
 
 
 def print_json(obj):

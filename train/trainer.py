@@ -49,8 +49,7 @@ def evaluate(model, loader, device, bf16=False):
 
 
 def make_optimizer(model, tcfg, total_steps):
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    optimizer = torch.optim.Adam(model.parameter_groups(tcfg.lr), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     warmup = int(tcfg.warmup_ratio * total_steps)
 
     def factor(step):  # linear warm-up, then linear decay to zero; constant when warmup is 0
@@ -85,10 +84,13 @@ def train_step(model, batch, optimizer, scheduler, grad_clip, device, bf16=False
     return loss
 
 
-def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print):
+def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, writer=None):
     """Train with the TrainConfig `tcfg`; validate after every epoch (and every
     tcfg.eval_every_steps steps when set); call on_best(epoch, val_metrics) whenever validation
-    improves. Returns (per-epoch history, best validation metrics, timing)."""
+    improves. `writer` (optional, anything with add_scalar(tag, value, step), e.g. a TensorBoard
+    SummaryWriter) gets train/loss (mean since the last point) and train/lr every tcfg.log_every
+    steps, and val/loss, val/accuracy, val/macro_f1 at every evaluation.
+    Returns (per-epoch history, best validation metrics, timing)."""
     epochs, max_steps, eval_every = tcfg.epochs, tcfg.max_steps, tcfg.eval_every_steps
     metric = tcfg.select_metric
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
@@ -98,12 +100,16 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print):
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
     train_seconds = 0.0
+    window_loss, window_steps = 0.0, 0   # train loss since the last logging point
     start = time.perf_counter()
 
     def validate(epoch):
         nonlocal best, evaluations
         evaluations += 1
         val = dict(evaluate(model, val_loader, device, bf16), epoch=epoch, step=step)
+        if writer is not None:
+            for name in ("loss", "accuracy", "macro_f1"):
+                writer.add_scalar(f"val/{name}", val[name], step)
         improved = is_better(val, best, metric)
         if improved:
             best = val
@@ -121,11 +127,17 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print):
             loss = train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
             step += 1
             batches += 1
-            loss_sum += loss.item()
+            loss_value = loss.item()
+            loss_sum += loss_value
+            window_loss, window_steps = window_loss + loss_value, window_steps + 1
             samples += len(batch["label"])
             tokens += int(batch[tokens_field].sum())
             if step % tcfg.log_every == 0:
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", window_loss / window_steps, step)
+                    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
+                window_loss, window_steps = 0.0, 0
             if max_steps and step >= max_steps:
                 break
             if eval_every and step % eval_every == 0 and batches < len(train_loader):

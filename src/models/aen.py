@@ -38,12 +38,13 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import WordEmbedding, sequence_mask
+from ..explain import Traceable, Weights
 from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
 
-class MLPMultiHeadAttention(nn.Module):
+class MLPMultiHeadAttention(Traceable, nn.Module):
     """MHA(k, q) with the score f_s(k_i, q_j) = tanh([k_i ; q_j] . W_att) per head (Eqs. 1-5).
     keys (B, n, in), queries (B, m, in), key_mask (B, n) -> (B, m, out)."""
 
@@ -65,6 +66,7 @@ class MLPMultiHeadAttention(nn.Module):
         scores = torch.tanh((k @ self.w_att[:self.head_size]).unsqueeze(2)
                             + (q @ self.w_att[self.head_size:]).unsqueeze(3))             # (B, h, m, n)
         weights = masked_softmax(scores, key_mask[:, None, None, :], dim=-1)
+        self.keep("weights", weights)                                                      # (B, h, m, n)
         heads = (weights @ k).transpose(1, 2).reshape(queries.size(0), queries.size(1), -1)
         return self.dropout(self.output(heads))
 
@@ -129,3 +131,14 @@ class AEN(ABSAModel):
         h_tsc = self.target_specific(h_c, h_t, mask_c)                   # (B, m, hid)
         pooled = torch.cat([masked_mean(h_c, mask_c), masked_mean(h_t, mask_t), masked_mean(h_tsc, mask_t)], -1)
         return self.output(pooled)
+
+    def explanation(self, trace, batch):
+        """Each MHA's weights over the context words, averaged over its heads and its real queries."""
+        mask_c = sequence_mask(batch["sentence_len"], batch["sentence"].size(1))
+        mask_t = sequence_mask(batch["aspect_len"], batch["aspect"].size(1))
+        rows = {"intra (context on context)": ("intra", mask_c), "inter (target on context)": ("inter", mask_t),
+                "target-specific": ("target_specific", mask_t)}
+        values = torch.stack([masked_mean(trace[name]["weights"].mean(1), queries)
+                              for name, queries in rows.values()], dim=-1)
+        return [Weights("attention over the context words (mean over heads and queries)", "sentence", values,
+                        tuple(rows))]

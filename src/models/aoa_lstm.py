@@ -24,6 +24,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import RNNEncoder, WordEmbedding, sequence_mask
+from ..explain import Weights
 from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
@@ -63,5 +64,12 @@ class AOALSTM(ABSAModel):
         beta = masked_softmax(interactions, mask_t.unsqueeze(1), dim=2)          # over target words
         beta_bar = masked_mean(beta, mask_s)                                     # (B, m), zero on pad
         gamma = torch.bmm(alpha, beta_bar.unsqueeze(2))                          # (B, n, 1)
+        self.keep("gamma", gamma.squeeze(2))
+        self.keep("beta_bar", beta_bar)
         r = torch.bmm(h_s.transpose(1, 2), gamma).squeeze(2)                     # (B, 2H)
         return self.output(self.dropout(r))
+
+    def explanation(self, trace, batch):
+        kept = trace[""]
+        return [Weights.single("gamma: sentence-level attention", "sentence", kept["gamma"], "gamma"),
+                Weights.single("beta_bar: target-level attention", "aspect", kept["beta_bar"], "beta_bar")]

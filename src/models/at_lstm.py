@@ -39,6 +39,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..explain import Weights
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
@@ -92,6 +93,10 @@ class ATLSTM(ABSAModel):
             m = torch.tanh(self.W_m(torch.cat([states, tiled], dim=-1)))
         else:
             m = torch.cat([torch.tanh(self.W_h(states)), torch.tanh(self.W_v(tiled))], dim=-1)
-        r, _ = attend(states, self.w(m).squeeze(-1), sequence_mask(lengths, ids.size(1)))
+        r, alpha = attend(states, self.w(m).squeeze(-1), sequence_mask(lengths, ids.size(1)))
+        self.keep("alpha", alpha)
         h_star = torch.tanh(self.W_p(r) + self.W_x(last))
         return self.output(self.dropout(h_star))
+
+    def explanation(self, trace, batch):
+        return [Weights.single("alpha: attention over the sentence", "sentence", trace[""]["alpha"], "alpha")]

@@ -9,8 +9,12 @@ A model file defines one `ABSAModel` subclass with
   - `__init__(cfg, info)`: build from its Config and a DataInfo;
   - `forward(batch) -> (B, num_classes)` scores (logits, or capsule lengths); the largest wins.
 `loss` and `probabilities` default to cross-entropy on logits and their softmax; capsule models
-override both. The trainer, data layer and predict only ever talk to this interface.
+override both. Optionally, `explanation(trace, batch) -> [Weights]` turns the weights its Traceable
+modules kept during `explain(batch)` (src/explain.py) into heat maps; models without attention or
+routing keep the default (nothing to show). The trainer, data layer and predict only ever talk to
+this interface.
 """
+import contextlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,6 +24,7 @@ import torch.nn as nn
 
 from data_process.fields import InputSpec
 
+from ..explain import Traceable
 from ..losses import make_loss
 
 
@@ -33,9 +38,10 @@ class DataInfo:
     sentiment: Optional[np.ndarray] = None    # (3, d) sentiment-lexicon matrix (guide capsules)
 
 
-class ABSAModel(nn.Module):
+class ABSAModel(Traceable, nn.Module):
     tasks = ("atsa", "acsa")
     Config = None
+    score_kind = "logits"   # what forward's scores are ("capsule lengths" for capsule models)
 
     @classmethod
     def inputs(cls, cfg, task) -> InputSpec:
@@ -47,9 +53,43 @@ class ABSAModel(nn.Module):
         self.task = info.task
         self.loss = make_loss(cfg.loss)
 
+    def parameter_groups(self, lr):
+        """The optimiser's parameter groups at the base learning rate `lr` (one group by default)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def input_fields(self):
         return self.inputs(self.cfg, self.task).fields
 
     @staticmethod
     def probabilities(scores):
         return torch.softmax(scores, dim=-1)
+
+    @contextlib.contextmanager
+    def tracing(self):
+        """Within: every Traceable module (the model itself included) keeps what it computes;
+        yields {module name ("" = the model): {name: tensor}}."""
+        trace = {}
+        modules = [(name, m) for name, m in self.named_modules() if isinstance(m, Traceable)]
+        for name, module in modules:
+            module._trace = trace.setdefault(name, {})
+        try:
+            yield trace
+        finally:
+            for _, module in modules:
+                module._trace = None
+
+    @classmethod
+    def explains(cls):
+        """Whether the model has weights to show (it overrides `explanation`)."""
+        return cls.explanation is not ABSAModel.explanation
+
+    @torch.no_grad()
+    def explain(self, batch):
+        """(scores (B, C), [Weights]) for a batch; the scores are forward's."""
+        with self.tracing() as trace:
+            scores = self(batch)
+        return scores, self.explanation(trace, batch)
+
+    def explanation(self, trace, batch):
+        """The heat maps (a list of src.explain.Weights) from what the modules kept; none by default."""
+        return []

@@ -20,6 +20,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..explain import Weights
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
@@ -52,5 +53,9 @@ class BiLSTMAttn(ABSAModel):
         states, _ = self.encoder(self.dropout(self.embedding(ids)), lengths)   # (B, N, 2H)
         query = self.W_a(self.aspect(batch))                                    # W_a v_a (B, 2H)
         scores = (states * query.unsqueeze(1)).sum(-1)
-        r, _ = attend(states, scores, sequence_mask(lengths, ids.size(1)))
+        r, alpha = attend(states, scores, sequence_mask(lengths, ids.size(1)))
+        self.keep("alpha", alpha)
         return self.output(self.dropout(r))
+
+    def explanation(self, trace, batch):
+        return [Weights.single("alpha: attention over the sentence", "sentence", trace[""]["alpha"], "alpha")]

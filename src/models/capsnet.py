@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..layers import CapsuleHead, lengths_to_probabilities, masked_mean
+from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel
 
@@ -86,3 +86,7 @@ class CapsNet(ABSAModel):
         return self.head(states, mask, aspect)
 
     probabilities = staticmethod(lengths_to_probabilities)
+    score_kind = "capsule lengths"
+
+    def explanation(self, trace, batch):
+        return capsule_explanation(trace, "head", self.words_field)

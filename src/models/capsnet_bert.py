@@ -3,13 +3,15 @@ replaces the embedding and encoding layers; the sentence's token states feed the
 the mean of the aspect's token states is the aspect vector a. The capsule layers and margin loss
 are the same modules CapsNet uses (src/layers.py, src/losses.py)."""
 from dataclasses import dataclass
+from typing import Optional
 
+import torch
 import torch.nn as nn
 
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_bert
-from ..layers import CapsuleHead, lengths_to_probabilities, masked_mean
+from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel
 
@@ -26,6 +28,12 @@ class CapsNetBert(ABSAModel):
         routing_scale: float = spec(above=0.0)
         routing: str = spec(choices=("guided", "dynamic"))   # Eqs. 5-6, or Sabour et al.'s (the -DR rows)
         routing_iterations: int = spec(min=1)    # dynamic routing only
+        # Where CapsNet-BERT can differ from the authors' code (docs/MODELS.md, docs/RESULTS.md ablation):
+        primary_positions: str = spec(choices=("sentence", "segment"))  # sentence pieces / [CLS] sentence [SEP]
+        aspect_positions: str = spec(choices=("aspect", "segment"))     # aspect pieces / aspect [SEP]
+        dropout_site: str = spec(choices=("states", "capsules"))        # on BERT states / on W h before squash
+        guide_init: str = spec(choices=("lexicon", "random"))           # guide capsules from the lexicon / Xavier
+        head_lr: Optional[float] = spec(above=0.0)   # learning rate of the capsule head (null = train.lr)
         loss: LossConfig
 
     @classmethod
@@ -36,13 +44,40 @@ class CapsNetBert(ABSAModel):
         super().__init__(cfg, info)
         self.bert = load_bert(cfg.bert_path)
         hidden = self.bert.config.hidden_size
-        self.dropout = nn.Dropout(cfg.dropout)
+        on_states = cfg.dropout_site == "states"
+        self.dropout = nn.Dropout(cfg.dropout) if on_states else nn.Identity()
         self.head = CapsuleHead(hidden, hidden, cfg.capsule_size, info.num_classes, cfg.routing_scale,
-                                cfg.dropout, info.sentiment, cfg.routing, cfg.routing_iterations)
+                                cfg.dropout, info.sentiment if cfg.guide_init == "lexicon" else None,
+                                cfg.routing, cfg.routing_iterations, capsule_dropout=0.0 if on_states else cfg.dropout)
+
+    def parameter_groups(self, lr):
+        """The backbone at train.lr; the randomly initialised capsule head at model.head_lr when set."""
+        if self.cfg.head_lr is None:
+            return super().parameter_groups(lr)
+        backbone = [p for p in self.bert.parameters() if p.requires_grad]
+        ids = {id(p) for p in backbone}
+        head = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+        return [{"params": backbone, "lr": lr}, {"params": head, "lr": self.cfg.head_lr}]
+
+    def masks(self, batch):
+        """(primary-capsule positions, aspect positions) as bool (B, T) masks, per model.*_positions:
+        the first segment "[CLS] sentence [SEP]" has token type 0, the second "aspect [SEP]" type 1."""
+        ids = batch["bert_input_ids"]
+        real = torch.arange(ids.size(1), device=ids.device)[None, :] < batch["bert_len"][:, None]
+        second = (batch["bert_token_type_ids"] == 1) & real
+        primary = (real & ~second) if self.cfg.primary_positions == "segment" else batch["bert_sentence_mask"].bool()
+        aspect = second if self.cfg.aspect_positions == "segment" else batch["bert_aspect_mask"].bool()
+        return primary, aspect
 
     def forward(self, batch):
         states = self.dropout(encode_pairs(self.bert, batch)).float()
-        aspect = masked_mean(states, batch["bert_aspect_mask"])
-        return self.head(states, batch["bert_sentence_mask"].bool(), aspect)
+        primary_mask, aspect_mask = self.masks(batch)
+        aspect = masked_mean(states, aspect_mask)
+        return self.head(states, primary_mask, aspect)
 
     probabilities = staticmethod(lengths_to_probabilities)
+    score_kind = "capsule lengths"
+
+    def explanation(self, trace, batch):
+        # the primary capsules: the sentence's word pieces (or the whole first segment, per primary_positions)
+        return capsule_explanation(trace, "head", "bert_input_ids", show="bert_sentence_mask")

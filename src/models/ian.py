@@ -25,6 +25,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..explain import Weights
 from ..layers import masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
@@ -58,7 +59,7 @@ class IAN(ABSAModel):
     @staticmethod
     def _attend(states, mask, summary, bilinear):
         scores = torch.tanh(bilinear(states, summary.unsqueeze(1).expand_as(states).contiguous())).squeeze(-1)
-        return attend(states, scores, mask)[0]
+        return attend(states, scores, mask)
 
     def forward(self, batch):
         context, target = batch["sentence"], batch["aspect"]
@@ -67,6 +68,13 @@ class IAN(ABSAModel):
         mask_c = sequence_mask(batch["sentence_len"], context.size(1))
         mask_t = sequence_mask(batch["aspect_len"], target.size(1))
         c_avg, t_avg = masked_mean(h_c, mask_c), masked_mean(h_t, mask_t)
-        c_r = self._attend(h_c, mask_c, t_avg, self.W_a)
-        t_r = self._attend(h_t, mask_t, c_avg, self.W_b)
+        c_r, alpha = self._attend(h_c, mask_c, t_avg, self.W_a)
+        t_r, beta = self._attend(h_t, mask_t, c_avg, self.W_b)
+        self.keep("alpha", alpha)
+        self.keep("beta", beta)
         return torch.tanh(self.output(self.dropout(torch.cat([t_r, c_r], dim=-1))))
+
+    def explanation(self, trace, batch):
+        kept = trace[""]
+        return [Weights.single("alpha: context attention (queried by the target)", "sentence", kept["alpha"], "alpha"),
+                Weights.single("beta: target attention (queried by the context)", "aspect", kept["beta"], "beta")]

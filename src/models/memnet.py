@@ -27,6 +27,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, WordEmbedding, attend, sequence_mask
+from ..explain import Weights
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
@@ -72,8 +73,14 @@ class MemNet(ABSAModel):
     def forward(self, batch):
         memory, mask = self.memory(batch)
         v = self.aspect(batch)
-        for _ in range(self.cfg.hops):
+        for hop in range(self.cfg.hops):
             scores = torch.tanh(self.W_att(torch.cat([memory, v.unsqueeze(1).expand_as(memory)], dim=-1)))
-            attended, _ = attend(memory, scores.squeeze(-1), mask)
+            attended, alpha = attend(memory, scores.squeeze(-1), mask)
+            self.keep(f"hop {hop + 1}", alpha)
             v = attended + self.W_lin(v)
         return self.output(v)
+
+    def explanation(self, trace, batch):
+        hops = [f"hop {k + 1}" for k in range(self.cfg.hops)]
+        values = torch.stack([trace[""][h] for h in hops], dim=-1)
+        return [Weights("alpha: attention over the memory, per hop", "sentence", values, tuple(hops))]

@@ -1,0 +1,478 @@
+"""The Table 3 grid (--mode reproduce): which runs it holds, which of them are finished, and a local
+pool of `python main.py --mode train` processes that trains the rest.
+
+The run folders are the store. A run (model x dataset x seed) is finished when its
+runs/<dataset>/<run name>/seed<N>/metrics.json exists and the config stored in it equals the config
+the grid composes for it (paths and train.num_threads aside: they do not change the result).
+metrics.json is written last and atomically, so a run killed midway has none and is trained again;
+a run whose config changed is trained again too; a finished run is never recomputed.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from common.errors import UserError
+from common.io import write_json
+from data_process.stats import PAPER_DATASETS
+from src.models import MODELS
+
+from .config import CONFIG_ROOT, available, compose, read_yaml
+from .run_folder import run_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MAIN = REPO_ROOT / "main.py"
+
+# Table 3 of the paper: its rows and its columns, in its order.
+PAPER_MODELS = ("textcnn", "lstm", "td-lstm", "at-lstm", "atae-lstm", "bilstm-attn", "ian", "aoa-lstm", "aen",
+                "memnet", "gcae", "capsnet", "bert", "capsnet-bert", "capsnet-dr", "capsnet-bert-dr")
+# Config keys that do not change a run's result, left out when a stored config is compared.
+IGNORED_KEYS = (("paths",), ("train", "num_threads"))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a model on a dataset with one seed, and its composed config."""
+    model: str
+    dataset: str
+    seed: int
+    cfg: object = field(compare=False, repr=False)   # the RunConfig (shared by the seeds)
+
+    @property
+    def label(self):
+        return f"{self.model} / {self.dataset} / seed {self.seed}"
+
+    @property
+    def folder(self):
+        return run_dir(self.cfg, self.seed)
+
+    @property
+    def logs(self):
+        """(stdout log, stderr log) of its training process: <runs>/grid_logs/<dataset>/<run name>/seed<N>.*"""
+        base = Path(self.cfg.paths.runs) / "grid_logs" / self.dataset / self.cfg.name / f"seed{self.seed}"
+        return base.with_suffix(".log"), base.with_suffix(".err")
+
+    def expected_config(self):
+        return comparable(dict(self.cfg.to_dict(), seed=self.seed))
+
+    @cached_property
+    def prep_key(self):
+        """Runs with the same key share the preprocessed arrays (and BERT inputs)."""
+        from .run import model_inputs
+        return (self.dataset, str(Path(self.cfg.paths.processed).resolve()), repr(model_inputs(self.cfg).bert))
+
+
+@dataclass
+class Plan:
+    """The grid: every requested model and dataset name, the runs, the pairs the paper marks "-",
+    and one note per grid model or dataset that is not registered / has no config yet."""
+    models: list
+    datasets: list
+    seeds: int
+    cells: list
+    not_applicable: set
+    notes: list
+
+
+def comparable(config):
+    """A stored or composed config as plain JSON data, without the IGNORED_KEYS."""
+    config = json.loads(json.dumps(config))
+    for path in IGNORED_KEYS:
+        parent = config
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return config
+
+
+def model_known(name):
+    return name in MODELS and (CONFIG_ROOT / "models" / f"{name}.yaml").is_file()
+
+
+def dataset_known(name):
+    return (CONFIG_ROOT / "datasets" / f"{name}.yaml").is_file()
+
+
+def dataset_task(name):
+    return (read_yaml(CONFIG_ROOT / "datasets" / f"{name}.yaml").get("data") or {}).get("task")
+
+
+def _names(given, default, known, kind):
+    """The requested names (all of them: unknown ones of the default grid stay, with a note) and the notes."""
+    if given is None:
+        missing = "no registry entry or configs/models/{}.yaml" if kind == "model" else "no configs/datasets/{}.yaml"
+        return list(default), [f"skipping {kind} {n}: not registered yet ({missing.format(n)})"
+                               for n in default if not known(n)]
+    unknown = [n for n in given if not known(n)]
+    if unknown:
+        choices = sorted(MODELS) if kind == "model" else available("datasets")
+        raise UserError(f"unknown {kind}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                        f"(available: {', '.join(n for n in choices if known(n))})")
+    return list(dict.fromkeys(given)), []
+
+
+def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()):
+    """The grid model x dataset x seed (seeds 0..seeds-1); None = the paper's Table 3 rows / columns.
+    Explicitly named unknown models or datasets are a UserError; unknown ones of the default grid are
+    left out with a note. Runs are ordered seed first, so every cell gets its first seed early."""
+    if seeds < 1:
+        raise UserError(f"--seeds {seeds}: needs at least 1")
+    models, model_notes = _names(models, PAPER_MODELS, model_known, "model")
+    datasets, dataset_notes = _names(datasets, PAPER_DATASETS, dataset_known, "dataset")
+    pairs, not_applicable = [], set()
+    for dataset in filter(dataset_known, datasets):
+        task = dataset_task(dataset)
+        for model in filter(model_known, models):
+            if task in MODELS[model].tasks:
+                pairs.append((model, dataset, compose(model, dataset, experiment, overrides)))
+            else:
+                not_applicable.add((model, dataset))
+    cells = [Cell(m, d, s, cfg) for s in range(seeds) for m, d, cfg in pairs]
+    return Plan(models, datasets, seeds, cells, not_applicable, model_notes + dataset_notes)
+
+
+def load_metrics(path):
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def run_state(cell):
+    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (folder but no
+    metrics.json: killed midway or failed) or 'new'."""
+    metrics = load_metrics(cell.folder / "metrics.json")
+    if metrics is None:
+        return "incomplete" if cell.folder.exists() else "new"
+    return "finished" if comparable(metrics.get("config", {})) == cell.expected_config() else "changed"
+
+
+def finished_metrics(cell):
+    """The cell's metrics.json when it is a finished run of this grid, else None."""
+    metrics = load_metrics(cell.folder / "metrics.json")
+    if metrics is not None and comparable(metrics.get("config", {})) == cell.expected_config():
+        return metrics
+    return None
+
+
+# ---------------------------------------------------------------------------- running the runs
+
+def cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def uses_cpu(device):
+    if device == "cpu":
+        return True
+    import torch
+    return device == "auto" and not torch.cuda.is_available()
+
+
+def train_command(cell, device, experiment=None, overrides=(), threads=None):
+    """The command that trains one run: python main.py --mode train ... (--set train.num_threads=K
+    when `threads` is given and the user did not set it)."""
+    command = [sys.executable, str(MAIN), "--mode", "train", "--model", cell.model, "--dataset", cell.dataset,
+               "--seed", str(cell.seed), "--device", device]
+    if experiment:
+        command += ["--config", str(experiment)]
+    for item in overrides:
+        command += ["--set", item]
+    if threads and not any(item.startswith("train.num_threads=") for item in overrides):
+        command += ["--set", f"train.num_threads={threads}"]
+    return command
+
+
+def last_line(path):
+    """The last non-empty line of a text file ('' if none)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+# Runs the command given after it with PR_SET_PDEATHSIG = SIGTERM (it survives exec), so a training
+# process stops when the process that started it dies, even by SIGKILL; no preexec_fn (unsafe with threads).
+_PDEATHSIG_EXEC = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def dies_with_parent(command):
+    """`command` wrapped so that it gets SIGTERM when its parent dies (Linux; unchanged elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return list(command)
+    return [sys.executable, "-c", _PDEATHSIG_EXEC, *command]
+
+
+def start(cell, command):
+    """Start one training process; its stdout and stderr go to the cell's log files."""
+    out_log, err_log = cell.logs
+    out_log.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_log, "w", encoding="utf-8") as out, open(err_log, "w", encoding="utf-8") as err:
+        return subprocess.Popen(dies_with_parent(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def outcome_of(cell, returncode, seconds):
+    """Success = exit 0 and a finished run folder; otherwise the one-line error (the last stderr
+    line). `returncode` may also be a message: why the run could not finish (e.g. a lost Ray worker)."""
+    if returncode == 0 and finished_metrics(cell) is not None:
+        return Outcome(cell, True, seconds)
+    if returncode == 0:
+        error = "exited 0 but left no metrics.json matching the grid's config"
+    elif isinstance(returncode, str):
+        error = returncode
+    else:
+        error = last_line(cell.logs[1]) or f"exit code {returncode}"
+    return Outcome(cell, False, seconds, error)
+
+
+def stop(processes, grace=10.0):
+    """Terminate the running training processes and wait for them (kill after `grace` seconds)."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in processes:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class LocalLauncher:
+    """Each run a child process of this one (--backend local)."""
+
+    def __init__(self, command_for):
+        self.command_for = command_for
+
+    def start(self, cell):
+        return start(cell, self.command_for(cell))
+
+    def poll(self, proc):
+        """The exit status, or None while it runs."""
+        return proc.poll()
+
+    def stop(self, procs):
+        stop(procs)
+
+
+def run_pool(cells, jobs, launcher, progress, poll=0.2, outcomes=None):
+    """Train `cells` with at most `jobs` runs at once through `launcher` (start / poll / stop);
+    returns their Outcomes (appended to `outcomes` as they come, when given).
+
+    The first run of each preprocessing key runs alone (of its key), so that parallel runs never
+    preprocess the same data twice at once. On KeyboardInterrupt (or any exception) the running
+    runs are stopped before it propagates: their folders keep no metrics.json, so a rerun trains
+    them again."""
+    pending, running, prepared = list(cells), {}, set()
+    outcomes = [] if outcomes is None else outcomes
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                busy = {key for _, key, _ in running.values()}
+                cell = next((c for c in pending if c.prep_key in prepared or c.prep_key not in busy), None)
+                if cell is None:
+                    break
+                pending.remove(cell)
+                running[launcher.start(cell)] = (cell, cell.prep_key, time.monotonic())
+                progress.started(cell)
+            for handle in list(running):
+                returncode = launcher.poll(handle)
+                if returncode is None:
+                    continue
+                cell, key, began = running.pop(handle)
+                prepared.add(key)
+                outcomes.append(outcome_of(cell, returncode, time.monotonic() - began))
+                progress.finished(outcomes[-1])
+            time.sleep(poll if running else 0)
+    finally:
+        launcher.stop(list(running))
+    return outcomes
+
+
+def run_local(cells, jobs, command_for, progress, poll=0.2, outcomes=None):
+    """run_pool with each run a child process."""
+    return run_pool(cells, jobs, LocalLauncher(command_for), progress, poll, outcomes)
+
+
+class Progress:
+    """One status line over the grid: done / running / failed / left and the estimated time left.
+    On a terminal the line is redrawn in place; elsewhere it is printed whenever it changes."""
+
+    def __init__(self, total, jobs, done=0, stream=None, clock=time.monotonic):
+        self.total, self.jobs, self.clock = total, jobs, clock
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.done, self.failed = done, 0   # done: finished runs, those of earlier invocations included
+        self.running = {}        # cell -> start time
+        self.durations = []
+
+    @property
+    def left(self):
+        return self.total - self.done - self.failed - len(self.running)
+
+    def eta(self):
+        if not self.durations:
+            return None
+        mean = sum(self.durations) / len(self.durations)
+        now = self.clock()
+        work = self.left * mean + sum(max(0.0, mean - (now - t)) for t in self.running.values())
+        return work / max(1, min(self.jobs, self.left + len(self.running)))
+
+    def line(self):
+        eta = self.eta()
+        left = "time left unknown" if eta is None else f"about {format_seconds(eta)} left"
+        return (f"grid: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed, "
+                f"{self.left} left, {left}")
+
+    def _write(self, message=None):
+        if self.tty:
+            self.stream.write("\r\033[K" + (message + "\n" if message else "") + self.line())
+        else:
+            self.stream.write((message + "\n" if message else "") + self.line() + "\n")
+        self.stream.flush()
+
+    def started(self, cell):
+        self.running[cell] = self.clock()
+        self._write()
+
+    def finished(self, outcome):
+        self.running.pop(outcome.cell, None)
+        self.durations.append(outcome.seconds)
+        if outcome.ok:
+            self.done += 1
+            message = f"done   {outcome.cell.label} ({format_seconds(outcome.seconds)})"
+        else:
+            self.failed += 1
+            message = f"FAILED {outcome.cell.label}: {outcome.error} (log: {outcome.cell.logs[1]})"
+        self._write(message)
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def format_seconds(seconds):
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def write_status(path, plan, outcomes):
+    """<runs>/grid_logs/status.json: every run's state at the end of the last grid invocation."""
+    by_cell = {o.cell: o for o in outcomes}
+    runs = []
+    for cell in plan.cells:
+        outcome = by_cell.get(cell)
+        state = ("failed" if not outcome.ok else "trained") if outcome else \
+            ("finished" if run_state(cell) == "finished" else "not run")   # also right after an interrupt
+        entry = {"model": cell.model, "dataset": cell.dataset, "seed": cell.seed, "state": state,
+                 "folder": str(cell.folder)}
+        if outcome:
+            entry.update(seconds=round(outcome.seconds, 1), log=str(cell.logs[0]), stderr=str(cell.logs[1]))
+            if not outcome.ok:
+                entry["error"] = outcome.error
+        runs.append(entry)
+    write_json(path, {"updated": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": runs})
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backend="local", address=None,
+              out=print, command_for=None):
+    """Train the runs of `plan` that are not finished; returns the Outcomes of this invocation.
+    `command_for(cell)` replaces the training command (tests)."""
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: needs at least 1")
+    for note in plan.notes:
+        out(note)
+    states = {cell: run_state(cell) for cell in plan.cells}
+    count = {s: sum(1 for v in states.values() if v == s) for s in ("finished", "changed", "incomplete", "new")}
+    todo = [cell for cell in plan.cells if states[cell] != "finished"]
+    out(f"grid: {len(plan.cells)} runs ({len(plan.not_applicable)} model/dataset pairs are '-' in the paper); "
+        f"{count['finished']} finished, {count['changed']} with a changed config, "
+        f"{count['incomplete']} incomplete, {count['new']} new: {len(todo)} to train with {jobs} job(s)")
+    if not todo:
+        return []
+    threads = max(1, cpu_count() // jobs) if uses_cpu(device) else None
+    if command_for is None:
+        def command_for(cell):
+            return train_command(cell, device, experiment, overrides, threads)
+    grid_logs = Path(todo[0].cfg.paths.runs) / "grid_logs"
+    progress = Progress(len(plan.cells), jobs, done=count["finished"])
+    outcomes = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    # `kill` stops the runs too
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main_thread else None
+    try:
+        if backend == "ray":
+            from .grid_ray import run_ray
+            run_ray(todo, jobs, command_for, progress, address, threads or 1,
+                    0.0 if uses_cpu(device) else 1.0 / jobs, outcomes)
+        else:
+            run_local(todo, jobs, command_for, progress, outcomes=outcomes)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        progress.close()
+        write_status(grid_logs / "status.json", plan, outcomes)
+    failed = [o for o in outcomes if not o.ok]
+    out(f"grid finished: {len(outcomes) - len(failed)} trained, {count['finished']} already finished, "
+        f"{len(failed)} failed" + (f" (their logs: {grid_logs}/<dataset>/<model>/seed<N>.err; "
+                                    f"list in {grid_logs / 'status.json'})" if failed else ""))
+    return outcomes
+
+
+def split_names(text):
+    """'a,b, c' -> ['a', 'b', 'c']; None stays None (the paper's grid)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"{text!r}: expected comma-separated names")
+    return names
+
+
+def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
+    """--mode reproduce (train what is not finished, then render the table) or --mode table (render
+    only). Returns the exit status: 1 when a run failed, else 0."""
+    from .table import render_table
+    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
+    outcomes = []
+    if mode == "reproduce":
+        outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
+    elif plan.notes:
+        print("\n".join(plan.notes))
+    _, cells = render_table(plan, results)
+    shown = sum(1 for c in cells if c.status == "ok")
+    stale = sum(c.stale for c in cells)
+    print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
+          + (f" ({stale} run(s) with another config left out)" if stale else "")
+          + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
+    return 1 if any(not o.ok for o in outcomes) else 0
