@@ -4,17 +4,32 @@
   AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
                   ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
   RNNEncoder      LSTM / BiLSTM over a padded batch, packed so that padding never changes a result
+  RecurrentConfig the hyper-parameters of the plain recurrent baselines (hidden size, dropout, ...)
   WindowConv      a 1-D convolution over word vectors that reports which windows are real
   sequence_mask, masked_max, attend   masks and pooling over real positions
 
 masked_softmax and masked_mean come from src.layers (not redefined here).
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from common.schema import spec
+
 from .layers import masked_mean, masked_softmax
+from .losses import LossConfig
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """The `model:` section of lstm, td-lstm, ian, aoa-lstm and bilstm-attn (values in their YAML)."""
+    hidden_size: int = spec(min=1)
+    dropout: float = spec(min=0.0, max=1.0)
+    freeze_embeddings: bool
+    loss: LossConfig
 
 
 def sequence_mask(lengths, width):

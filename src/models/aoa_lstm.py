@@ -15,30 +15,22 @@ own setting for 300-d vectors; dropout (0.5, the MAMS setting's rate) on the wor
 r; Adam with the MAMS shared lr and batch 64; no L2 term (see at_lstm.py on coupled L2 under
 Adam); PyTorch's default initialisation.
 """
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import RNNEncoder, WordEmbedding, sequence_mask
+from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, sequence_mask
 from ..explain import Weights
 from ..layers import masked_mean, masked_softmax
-from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
 
 class AOALSTM(ABSAModel):
     tasks = ("atsa",)
 
-    @dataclass(frozen=True)
-    class Config:
-        hidden_size: int = spec(min=1)
-        dropout: float = spec(min=0.0, max=1.0)
-        freeze_embeddings: bool
-        loss: LossConfig
+    Config = RecurrentConfig
 
     @classmethod
     def inputs(cls, cfg, task):

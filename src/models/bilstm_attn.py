@@ -12,28 +12,20 @@ Choices the MAMS paper leaves open: the bilinear score (query = aspect vector, k
 H = word-vector size per direction (the MAMS shared setting, 50 here); dropout (0.5) on the word
 vectors and on r; PyTorch's default initialisation; Adam (MAMS shared).
 """
-from dataclasses import dataclass
 
 import torch.nn as nn
 
-from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
 from ..explain import Weights
-from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
 
 class BiLSTMAttn(ABSAModel):
     tasks = ("atsa", "acsa")
 
-    @dataclass(frozen=True)
-    class Config:
-        hidden_size: int = spec(min=1)
-        dropout: float = spec(min=0.0, max=1.0)
-        freeze_embeddings: bool
-        loss: LossConfig
+    Config = RecurrentConfig
 
     @classmethod
     def inputs(cls, cfg, task):

@@ -16,30 +16,22 @@ Deviations: dropout (0.5, the rate of the MAMS setting's recurrent baselines) on
 and on d; Adam (MAMS shared) instead of the paper's SGD; no L2 term (see at_lstm.py on coupled L2
 under Adam); PyTorch's default initialisation instead of the paper's uniform one.
 """
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
 from ..explain import Weights
 from ..layers import masked_mean
-from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
 
 class IAN(ABSAModel):
     tasks = ("atsa",)
 
-    @dataclass(frozen=True)
-    class Config:
-        hidden_size: int = spec(min=1)
-        dropout: float = spec(min=0.0, max=1.0)
-        freeze_embeddings: bool
-        loss: LossConfig
+    Config = RecurrentConfig
 
     @classmethod
     def inputs(cls, cfg, task):

@@ -8,27 +8,19 @@ Choices the baseline papers leave open: hidden size = word-vector size (the MAMS
 here 50); dropout (rate from the config, 0.5 as Wang et al.) on the word vectors and on h_N;
 PyTorch's default initialisation; Adam (MAMS shared).
 """
-from dataclasses import dataclass
 
 import torch.nn as nn
 
-from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import RNNEncoder, WordEmbedding
-from ..losses import LossConfig
+from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
 from .base import ABSAModel, DataInfo
 
 
 class LSTM(ABSAModel):
     tasks = ("atsa", "acsa")
 
-    @dataclass(frozen=True)
-    class Config:
-        hidden_size: int = spec(min=1)
-        dropout: float = spec(min=0.0, max=1.0)
-        freeze_embeddings: bool
-        loss: LossConfig
+    Config = RecurrentConfig
 
     @classmethod
     def inputs(cls, cfg, task):

@@ -11,28 +11,20 @@ Deviations: dropout (the paper mentions none; the config's rate, 0.5 as the MAMS
 recurrent baselines) on the word vectors and on [h_L ; h_R]; PyTorch's default initialisation
 instead of uniform(-0.003, 0.003); Adam (MAMS shared) instead of SGD; GloVe 6B 50d.
 """
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import RNNEncoder, WordEmbedding
-from ..losses import LossConfig
+from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
 from .base import ABSAModel, DataInfo
 
 
 class TDLSTM(ABSAModel):
     tasks = ("atsa",)
 
-    @dataclass(frozen=True)
-    class Config:
-        hidden_size: int = spec(min=1)
-        dropout: float = spec(min=0.0, max=1.0)
-        freeze_embeddings: bool
-        loss: LossConfig
+    Config = RecurrentConfig
 
     @classmethod
     def inputs(cls, cfg, task):
