@@ -1,0 +1,40 @@
+"""The one Encoder's word fields on hand-written sentences: TD-LSTM's left / right contexts, the term
+mask and MemNet's distances, with the term at the start, in the middle, at the end, and multi-word."""
+import pytest
+
+from data_process.encode import Encoder, tokenise
+from data_process.fields import length_field
+from data_process.vocab import ASPECT, Vocab
+from data_process.xml_reader import Instance
+
+
+def encode_one(text, term):
+    start = text.index(term)
+    instance = Instance(0, text, term, start, start + len(term), 0)
+    tokens = tokenise([instance], "atsa")[0].tokens
+    vocab = Vocab(["<pad>", "<unk>", "<aspect>"] + sorted(set(tokens)))
+    arrays = Encoder(vocab, "atsa", None, True).encode([instance])
+    words = {i: w for i, w in enumerate(vocab.words)}
+
+    def row(field):
+        length = int(arrays[length_field(field)][0])
+        return arrays[field][0, :length].tolist()
+    return tokens, words, row
+
+
+@pytest.mark.parametrize("text,term,left,right,distance", [
+    ("Pasta was great .", "Pasta", ["pasta"], [".", "great", "was", "pasta"], [0, 1, 2, 3]),
+    ("The pasta was great .", "pasta", ["the", "pasta"], [".", "great", "was", "pasta"], [1, 0, 1, 2, 3]),
+    ("I loved the pasta", "pasta", ["i", "loved", "the", "pasta"], ["pasta"], [3, 2, 1, 0]),
+    ("The wine list was long .", "wine list", ["the", "wine", "list"], [".", "long", "was", "list", "wine"],
+     [1, 0, 0, 1, 2, 3]),
+])
+def test_left_right_mask_and_distance_follow_the_term(text, term, left, right, distance):
+    tokens, words, row = encode_one(text, term)
+    assert [words[i] for i in row("left")] == left          # w_1 .. the term's last word, in order
+    assert [words[i] for i in row("right")] == right        # w_n .. the term's first word, reversed
+    assert row("sentence_distance") == distance
+    mask = row("sentence_aspect_mask")
+    assert [t for t, m in zip(tokens, mask) if m] == term.lower().split()
+    context = [words[i] for i in row("context")]
+    assert context.count(words[ASPECT]) == 1 and not set(term.lower().split()) & set(context)
