@@ -9,9 +9,8 @@ Examples:
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
 """
 import argparse
-import sys
 
-from common.errors import UserError
+from common.errors import run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table")
 
@@ -101,11 +100,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_command(main)

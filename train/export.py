@@ -8,12 +8,11 @@ as --mode test does). Without --out the file is replaced in place.
 """
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, run_command
 from common.io import atomic_path
 
 from .api import stored_config
@@ -53,8 +52,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_command(main)
