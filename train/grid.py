@@ -3,7 +3,8 @@ pool of `python main.py --mode train` processes that trains the rest.
 
 The run folders are the store. A run (model x dataset x seed) is finished when its
 runs/<dataset>/<run name>/seed<N>/metrics.json exists and the config stored in it equals the config
-the grid composes for it (paths and train.num_threads aside: they do not change the result).
+the grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
+although a different thread count can change a CPU run's numbers slightly).
 metrics.json is written last and atomically, so a run killed midway has none and is trained again;
 a run whose config changed is trained again too; a finished run is never recomputed.
 """
