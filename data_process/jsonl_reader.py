@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 from common.errors import UserError
-from common.labels import DROPPED_POLARITIES, LABEL_INDEX, LABELS
+from common.labels import LABEL_INDEX
 
-from .xml_reader import Instance, ReadStats
+from .xml_reader import Instance, ReadStats, kept_polarity
 
 TASKS = ("atsa", "acsa")
 _KEY = {"atsa": "term", "acsa": "category"}
@@ -51,12 +51,8 @@ def read_jsonl(path, task=None, categories=None):
                                 (" (missing category)" if task == "acsa" else ""))
             used += 1
             polarity = aspect.get("polarity")
-            if polarity in DROPPED_POLARITIES:
-                stats.dropped_conflict += 1
+            if not kept_polarity(polarity, f"{where}: aspect {number}", stats):
                 continue
-            if polarity not in LABEL_INDEX:
-                raise UserError(f"{where}: aspect {number}: unknown polarity {polarity!r} (expected one of "
-                                f"{', '.join(LABELS + DROPPED_POLARITIES)})")
             if task == "atsa":
                 instances.append(_term_instance(aspect, text, sentence_id, polarity, f"{where}: aspect {number}"))
             else:

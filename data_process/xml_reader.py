@@ -60,12 +60,8 @@ def read_semeval_xml(path, task, categories=None):
             stats.sentences_without_aspects += 1
         for node in aspects:
             polarity = node.get("polarity")
-            if polarity in DROPPED_POLARITIES:
-                stats.dropped_conflict += 1
+            if not kept_polarity(polarity, where, stats):
                 continue
-            if polarity not in LABEL_INDEX:
-                raise UserError(f"{where}: unknown polarity {polarity!r} (expected one of "
-                                f"{', '.join(LABELS + DROPPED_POLARITIES)})")
             if task == "atsa":
                 instances.append(_term_instance(node, text, sentence_id, polarity, where))
             else:
@@ -79,6 +75,18 @@ def read_semeval_xml(path, task, categories=None):
     if not instances:
         raise UserError(f"{path}: no <{tag}> with a usable polarity (is this the right task's file?)")
     return instances, stats
+
+
+def kept_polarity(polarity, where, stats):
+    """True for a polarity of LABELS; False for a dropped one (`conflict`, counted in stats); a
+    UserError naming `where` for anything else. Shared by the XML and JSON-lines readers."""
+    if polarity in DROPPED_POLARITIES:
+        stats.dropped_conflict += 1
+        return False
+    if polarity not in LABEL_INDEX:
+        raise UserError(f"{where}: unknown polarity {polarity!r} (expected one of "
+                        f"{', '.join(LABELS + DROPPED_POLARITIES)})")
+    return True
 
 
 def _term_instance(node, text, sentence_id, polarity, where):
