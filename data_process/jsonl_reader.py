@@ -76,11 +76,11 @@ def sentence_lines(path):
         return [number for number, line in enumerate(handle, 1) if line.strip()]
 
 
-def _records(path):
-    """[(line number, text, [aspect dicts])] for the non-blank lines; shape errors raised here."""
+def json_lines(path):
+    """(line number, object) for each non-blank line of a JSON-lines file; a file
+    that is missing, unreadable, not UTF-8 or holds a line that is not JSON is one UserError."""
     if not path.is_file():
-        raise UserError(f"{path}: split file not found")
-    records = []
+        raise UserError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, 1):
@@ -91,20 +91,30 @@ def _records(path):
                     obj = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise UserError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) \
-                        or not isinstance(obj.get("aspects"), list):
-                    raise UserError(f"{where}: expected an object with a \"text\" string and an \"aspects\" "
-                                    f"list, got {_preview(obj)}")
-                if not obj["text"].strip():
-                    raise UserError(f"{where}: empty \"text\"")
-                for i, aspect in enumerate(obj["aspects"], 1):
-                    if not isinstance(aspect, dict):
-                        raise UserError(f"{where}: aspect {i} is not an object (got {_preview(aspect)})")
-                records.append((number, obj["text"], obj["aspects"]))
+                yield number, obj
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise UserError(f"{path}: cannot read ({err.strerror})") from None
+
+
+def _records(path):
+    """[(line number, text, [aspect dicts])] for the non-blank lines; shape errors raised here."""
+    if not path.is_file():
+        raise UserError(f"{path}: split file not found")
+    records = []
+    for number, obj in json_lines(path):
+        where = f"{path}:{number}"
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) \
+                or not isinstance(obj.get("aspects"), list):
+            raise UserError(f"{where}: expected an object with a \"text\" string and an \"aspects\" "
+                            f"list, got {_preview(obj)}")
+        if not obj["text"].strip():
+            raise UserError(f"{where}: empty \"text\"")
+        for i, aspect in enumerate(obj["aspects"], 1):
+            if not isinstance(aspect, dict):
+                raise UserError(f"{where}: aspect {i} is not an object (got {_preview(aspect)})")
+        records.append((number, obj["text"], obj["aspects"]))
     return records
 
 

@@ -5,11 +5,11 @@ SentimentClassifier, the one code path for the command line and for Python calle
 ATSA aspects are terms located in the text (case-insensitive, whole words first); ACSA aspects are
 category names of the dataset the checkpoint was trained on.
 """
-import json
 import re
 from pathlib import Path
 
 from common.errors import UserError
+from data_process.jsonl_reader import json_lines
 from data_process.xml_reader import Instance
 
 
@@ -22,14 +22,8 @@ def read_requests(text=None, aspects=(), input_file=None):
         path = Path(input_file)
         if not path.is_file():
             raise UserError(f"{path}: input file not found")
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
+        for line_no, item in json_lines(path):
             where = f"{path}:{line_no}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{where}: not valid JSON ({err.msg})") from None
             if not isinstance(item, dict) or not isinstance(item.get("text"), str) \
                     or not isinstance(item.get("aspects"), list) \
                     or not all(isinstance(a, str) for a in item["aspects"]):
