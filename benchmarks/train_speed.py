@@ -1,98 +1,115 @@
-"""Speed and memory figures: preprocessing time, training samples/s (and tokens/s), peak memory,
-on the CPU and, when one is present, on CUDA. Prints a table; asserts nothing.
+"""Training speed and memory of any registered model: samples/s, tokens/s, seconds per epoch (training
+alone, and with the validation pass), peak memory, for this working tree and, with
+--compare-commit REF, for an older commit side by side. Prints one table; asserts nothing.
 
-    python benchmarks/train_speed.py                       # capsnet, mams-atsa, 100 steps
-    python benchmarks/train_speed.py --model bert --steps 20 --devices cpu
+    python benchmarks/train_speed.py                                   # capsnet, mams-atsa, 1 epoch, CPU
+    python benchmarks/train_speed.py --models capsnet,td-lstm --datasets mams-atsa,mams-acsa --epochs 2
+    python benchmarks/train_speed.py --compare-commit 8e25dce          # this tree against that commit
+    python benchmarks/train_speed.py --devices cuda --models capsnet,capsnet-bert
 
-Needs the raw data ($ABSA_DATA_ROOT or data/raw). Preprocessing is timed from scratch into a
-temporary folder, so nothing under data/ is touched.
+Each figure comes from a real `main.py --mode train` run in a subprocess (the command line is
+stable across commits, so an old commit is measured the same way, from a git worktree of it), into
+a temporary runs folder: the timing block of its metrics.json, and the peak resident memory of the
+process (CPU) or the peak memory allocated by torch (CUDA, from metrics.json where the commit
+records it). Preprocessing is not timed; an old commit preprocesses into its own temporary folder
+(its pipeline may differ), so it never touches data/processed. Needs the raw data ($ABSA_DATA_ROOT
+or data/raw) unless data/processed is current.
 """
 import argparse
-import resource
+import json
+import os
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data_process.preprocess import preprocess  # noqa: E402
-from src.dataset import ABSADataset  # noqa: E402
-from src.models import build_model  # noqa: E402
-from train.config import compose  # noqa: E402
-from train.data import PreparedData  # noqa: E402
-from train.run import make_train_loader, set_seed  # noqa: E402
-from train.trainer import make_optimizer, move, token_count, train_step  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def run_training(tree, model, dataset, device, epochs, runs, processed, threads, overrides):
+    """Train once in `tree` with main.py; returns (metrics dict or None, peak RSS MiB, error line)."""
+    command = [sys.executable, "main.py", "--mode", "train", "--model", model, "--dataset", dataset,
+               "--device", device, "--set", f"train.epochs={epochs}", "--set", f"paths.runs={runs}",
+               "--set", "train.tensorboard=false", "--set", f"run_name=bench-{model}"]
+    if processed:
+        command += ["--set", f"paths.processed={processed}"]
+    if threads:
+        command += ["--set", f"train.num_threads={threads}"]
+    for item in overrides:
+        command += ["--set", item]
+    process = subprocess.Popen(command, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    peak_rss = usage.ru_maxrss / 1024   # Linux reports KiB
+    if os.waitstatus_to_exitcode(status) != 0:
+        lines = [line for line in (stderr + stdout).splitlines() if line.strip()]
+        return None, peak_rss, (lines[-1] if lines else "failed")
+    metrics_file = Path(runs) / dataset / f"bench-{model}" / "seed0" / "metrics.json"
+    return json.loads(metrics_file.read_text()), peak_rss, ""
 
 
-def time_training(cfg, data, device, steps, warmup=5):
-    set_seed(0)
-    model = build_model(cfg["model"], data.info()).to(device)
-    dataset = ABSADataset(data.split("train"), model.input_fields(cfg["data"]["task"]))
-    loader = make_train_loader(dataset, cfg["train"], seed=0)
-    optimizer, scheduler = make_optimizer(model, cfg["train"], steps + warmup)
-    bf16 = bool(cfg["train"].get("amp_bf16"))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    model.train()
-    done, samples, tokens, start = 0, 0, 0, None
-    while done < steps + warmup:
-        for batch in loader:
-            if done == warmup:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start, samples, tokens = time.perf_counter(), 0, 0
-            train_step(model, move(batch, device), optimizer, scheduler, cfg["train"]["grad_clip"], device, bf16)
-            samples += len(batch["label"])
-            tokens += int(token_count(batch))
-            done += 1
-            if done == steps + warmup:
-                break
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mib()
-    return samples / seconds, tokens / seconds, peak
+def row(label, model, dataset, device, metrics, peak_rss, error):
+    if metrics is None:
+        return [label, model, dataset, device, f"failed: {error[:60]}"]
+    timing, epochs = metrics["timing"], max(1, len(metrics["history"]))
+    memory = timing.get("peak_memory_mib") if device == "cuda" else round(peak_rss)
+    return [label, model, dataset, device, f"{timing['train_samples_per_second']:.0f}",
+            f"{timing['train_tokens_per_second']:.0f}", f"{timing['train_seconds'] / epochs:.2f}",
+            f"{timing['wall_seconds'] / epochs:.2f}", "-" if memory is None else f"{memory:.0f}",
+            f"{metrics['test']['accuracy']:.2f}"]
+
+
+def print_table(rows, epochs):
+    header = ["tree", "model", "dataset", "device", "samples/s", "tokens/s", "s/epoch train",
+              "s/epoch +val", "peak MiB", "test acc"]
+    widths = [max(len(str(r[i])) if i < len(r) else 0 for r in rows + [header]) for i in range(len(header))]
+    print(f"\n{epochs} epoch(s) per run; peak MiB: CPU = peak resident memory of the training process, "
+          "CUDA = peak allocated by torch; test acc after so few epochs says nothing about the model")
+    for r in [header] + rows:
+        print("  ".join(str(v).rjust(w) if i > 3 else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
+
+
+def worktree(ref, where):
+    """A detached git worktree of `ref` at `where` (removed by the caller)."""
+    result = subprocess.run(["git", "worktree", "add", "--detach", str(where), ref], cwd=ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"--compare-commit {ref}: {result.stderr.strip().splitlines()[-1]}")
+    return where
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="capsnet")
-    parser.add_argument("--dataset", default="mams-atsa")
-    parser.add_argument("--config")
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--devices", default="cpu,cuda")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--models", default="capsnet")
+    parser.add_argument("--datasets", default="mams-atsa")
+    parser.add_argument("--devices", default="cpu", help="cpu, cuda or both (comma-separated)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's)")
+    parser.add_argument("--compare-commit", metavar="REF", help="also measure this commit, side by side")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args()
+    import torch   # only to know whether CUDA is there
+    devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose(args.model, args.dataset, args.config, args.overrides + [f"paths.processed={tmp}"])
-        start = time.perf_counter()
-        preprocess(cfg, log=lambda *_: None)
-        prep = time.perf_counter() - start
-        start = time.perf_counter()
-        data = PreparedData(cfg, log=lambda *_: None)
-        bert_prep = time.perf_counter() - start
-        rows = []
-        for name in args.devices.split(","):
-            if name == "cuda" and not torch.cuda.is_available():
-                continue
-            device = torch.device(name)
-            label = torch.cuda.get_device_name() if name == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-            rows.append((label,) + time_training(cfg, data, device, args.steps))
-    print(f"\n{args.model} on {args.dataset}, batch {cfg['train']['batch_size']}, {args.steps} timed steps "
-          f"after 5 warm-up steps")
-    bert_note = f"; BERT inputs: {bert_prep:.2f} s" if cfg["model"].get("bert_path") else ""
-    print(f"preprocessing from raw XML: {prep:.2f} s" + bert_note)
-    print(f"{'device':32s} {'samples/s':>10s} {'tokens/s':>10s} {'peak MiB':>10s}")
-    for label, sps, tps, peak in rows:
-        print(f"{label:32s} {sps:10.1f} {tps:10.1f} {peak:10.1f}")
-    print("(peak MiB: CUDA = max allocated by torch; CPU = peak resident set of the process)")
+        trees = [("this tree", ROOT, None)]
+        if args.compare_commit:
+            trees.append((args.compare_commit, worktree(args.compare_commit, Path(tmp) / "ref"), Path(tmp) / "processed"))
+        try:
+            for model in args.models.split(","):
+                for dataset in args.datasets.split(","):
+                    for device in devices:
+                        for label, tree, processed in trees:
+                            runs = Path(tmp) / f"runs-{len(rows)}"
+                            result = run_training(tree, model, dataset, device, args.epochs, runs, processed,
+                                                  args.threads, args.overrides)
+                            rows.append(row(label, model, dataset, device, *result))
+                            print(" ".join(rows[-1]), flush=True)
+        finally:
+            if args.compare_commit:
+                subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / "ref")], cwd=ROOT,
+                               capture_output=True)
+    print_table(rows, args.epochs)
 
 
 if __name__ == "__main__":

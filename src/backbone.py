@@ -7,14 +7,16 @@ from data_process.fields import BERT_FIELDS, BertInputs, InputSpec
 
 
 def load_bert(path):
-    """A transformers BertModel from a local folder ("default" = the packaged MiniLM)."""
+    """A transformers BertModel from a local folder ("default" = the packaged MiniLM), in float32
+    whatever the folder stores (transformers would keep a half-precision folder's dtype; mixed
+    precision is train.amp_bf16's job, not the weights')."""
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     folder = resolve_bert_path(path)
     try:
-        return AutoModel.from_pretrained(str(folder), local_files_only=True)
+        return AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as err:
         raise UserError(f"{folder}: cannot load the BERT weights ({str(err).splitlines()[0]})") from None
 

@@ -1,10 +1,17 @@
 """ABSADataset over the processed arrays, and DataLoaders whose batches are trimmed to their
-longest real length (a batch of 12-token sentences is 12 wide, not the split's maximum)."""
+longest real length (a batch of 12-token sentences is 12 wide, not the split's maximum).
+
+A split is a few MB of integer arrays, so on a GPU it is moved there once (`ABSADataset.to`) and
+batches are cut on the device: no per-batch host-to-device copy. Batch widths come from a host copy
+of the lengths, so cutting a batch never waits for the device."""
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data_process.fields import length_field
+
+
+SMALL_INTS = (torch.int32, torch.int16, torch.uint8)
 
 
 class ABSADataset(Dataset):
@@ -20,7 +27,13 @@ class ABSADataset(Dataset):
             raise KeyError(f"processed arrays lack the fields {sorted(missing)}")
         n = len(arrays["label"]) if limit is None else min(int(limit), len(arrays["label"]))
         self.arrays = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:n])) for k in keep}
+        self.host_lengths = {k: v for k, v in self.arrays.items() if k in set(self.length_of.values())}
         self.fields = tuple(fields)
+
+    def to(self, device):
+        """Keep the split's arrays on `device` (ints widened to int64 once); returns self."""
+        self.arrays = {k: (v.long() if v.dtype in SMALL_INTS else v).to(device) for k, v in self.arrays.items()}
+        return self
 
     def __len__(self):
         return len(self.arrays["label"])
@@ -30,17 +43,18 @@ class ABSADataset(Dataset):
 
     def lengths(self):
         """Real lengths of the first (main) input field, for length bucketing."""
-        return self.arrays[length_field(self.fields[0])].numpy()
+        return self.host_lengths[length_field(self.fields[0])].numpy()
 
     def collate(self, indices):
         idx = torch.as_tensor(indices, dtype=torch.long)
+        widths = {name: max(int(lengths.index_select(0, idx).max()), 1) for name, lengths in self.host_lengths.items()}
+        idx = idx.to(self.arrays["label"].device)
         batch = {}
         for name, array in self.arrays.items():
             rows = array.index_select(0, idx)
             if name in self.length_of:
-                width = max(int(self.arrays[self.length_of[name]].index_select(0, idx).max()), 1)
-                rows = rows[:, :width]
-            batch[name] = rows.long() if rows.dtype in (torch.int32, torch.int16, torch.uint8) else rows
+                rows = rows[:, :widths[self.length_of[name]]]
+            batch[name] = rows.long() if rows.dtype in SMALL_INTS else rows
         return batch
 
 

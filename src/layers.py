@@ -42,8 +42,9 @@ class BilinearAttention(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
     def forward(self, keys, query, mask):
-        # keys (B, T, dk), query (B, dq), mask (B, T) bool -> (B, T)
-        scores = torch.einsum("btk,kq,bq->bt", keys, self.weight, query)
+        # keys (B, T, dk), query (B, dq), mask (B, T) bool -> (B, T). W c first: one (dk,) vector
+        # per sentence instead of a (dk x dq) product per token; the same numbers, far less work.
+        scores = torch.bmm(keys, (query @ self.weight.t()).unsqueeze(-1)).squeeze(-1)
         return masked_softmax(scores, mask, dim=1)
 
 
@@ -80,7 +81,8 @@ class CapsuleGuidedRouting(Traceable, nn.Module):
     def forward(self, primary, norm_weights):
         # primary (B, T, d), norm_weights (B, T) with zeros on padding
         guides = squash(self.guide)                                    # (C, d)
-        routing = torch.softmax(primary @ self.weight @ guides.t(), dim=-1)  # (B, T, C), Eq. 5
+        # W_r z_j first: a (d, C) matrix, so each token's capsule meets C columns, not a d x d matrix
+        routing = torch.softmax(primary @ (self.weight @ guides.t()), dim=-1)  # (B, T, C), Eq. 5
         self.keep("routing", routing)
         routing = routing * norm_weights.unsqueeze(-1) * self.scale
         capsules = routing.transpose(1, 2) @ primary                   # (B, C, d), Eq. 6

@@ -421,7 +421,7 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
         f"{count['incomplete']} incomplete, {count['new']} new: {len(todo)} to train with {jobs} job(s)")
     if not todo:
         return []
-    threads = max(1, cpu_count() // jobs) if uses_cpu(device) else None
+    threads = max(1, cpu_count() // jobs)   # CPU threads per run (on a GPU: its host-side work)
     if command_for is None:
         def command_for(cell):
             return train_command(cell, device, experiment, overrides, threads)

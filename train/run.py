@@ -20,7 +20,7 @@ from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves, plot_explanation
 from .predictions import test_predictions, write_predictions
 from .run_folder import attach_log_file, make_logger, run_dir
-from .runtime import pick_device, set_seed, set_threads
+from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
 from .trainer import evaluate, fit
 
 
@@ -29,8 +29,9 @@ def model_inputs(cfg):
     return get_model_class(cfg.model_name).inputs(cfg.model, cfg.data.task)
 
 
-def datasets(data, cfg, fields, splits):
-    return {s: ABSADataset(data.split(s), fields, cfg.data.limit) for s in splits}
+def datasets(data, cfg, fields, splits, device):
+    """The splits' ABSADatasets, held on `device` (batches are cut there)."""
+    return {s: ABSADataset(data.split(s), fields, cfg.data.limit).to(device) for s in splits}
 
 
 def make_train_loader(dataset, tcfg, seed):
@@ -52,7 +53,7 @@ def train_job(cfg, seed, device_name="auto"):
 
     set_seed(seed)
     model = build_model(cfg.model_name, cfg.model, data.info()).to(device)
-    sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"))
+    sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"), device)
     tcfg = cfg.train
     train_loader = make_train_loader(sets["train"], tcfg, seed)
     val_loader = make_loader(sets["val"], tcfg.eval_batch_size)
@@ -90,6 +91,7 @@ def train_job(cfg, seed, device_name="auto"):
     ids, gold, predicted = ([p[k] for p in predictions] for k in ("sentence_id", "gold", "predicted"))
     test["strict_accuracy"] = strict_accuracy(ids, gold, predicted)  # sentence level: all its aspects right
     timing["preprocess_seconds"] = round(prep_seconds, 2)
+    timing["peak_memory_mib"] = peak_memory_mib(device)
     metrics = {"model": cfg.model_name, "run_name": cfg.name, "dataset": cfg.data.name, "seed": seed,
                "device": str(device), "torch_threads": torch.get_num_threads(), "best_epoch": state["epoch"],
                "best_step": state["step"], "val": best, "test": test, "timing": timing, "history": history,
@@ -139,7 +141,7 @@ def test_job(cfg, seed, device_name="auto", checkpoint=None):
     checkpoint = Path(checkpoint) if checkpoint else run_dir(cfg, seed) / "checkpoint.pt"
     log = make_logger().info
     model, data, ckpt_cfg, trained_seed = load_for_inference(cfg, checkpoint, device, log)
-    test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",))["test"]
+    test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",), device)["test"]
     loader = make_loader(test_set, cfg.train.eval_batch_size)
     test = evaluate(model, loader, device, ckpt_cfg.train.amp_bf16)
     log(f"{checkpoint}: test on {len(test_set)} instances")

@@ -29,3 +29,11 @@ def set_threads(num_threads):
     """torch CPU threads (None = torch's default)."""
     if num_threads:
         torch.set_num_threads(int(num_threads))
+
+
+def peak_memory_mib(device):
+    """Peak memory so far: allocated by torch on CUDA, else the process's peak resident set."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)   # Linux reports KiB

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The GPU check behind docs/RESULTS.md's GPU section, as one script (device time is scarce).
+#   1. CapsNet, MAMS-ATSA and MAMS-ACSA, seed 0, alone on the GPU: the speed figures (issue 12);
+#   2. benchmarks/train_speed.py's table for capsnet on the GPU;
+#   3. the Table-3 grid on the MAMS columns, every registered model, seeds 0-2, JOBS runs at once,
+#      GPU utilisation sampled every 2 s (issues 9, 11, 14);
+#   4. run folders (without checkpoints) packed into $OUT/runs.tar.gz, to render the table at home.
+# Runs from the repository root with the processed arrays already under data/processed (the GPU
+# machine has no internet: preprocess elsewhere, carry the arrays). GRID_SECONDS caps step 3 so
+# that step 4 always runs; an unfinished grid resumes where it stopped.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-$PWD/gpu_out}
+JOBS=${JOBS:-12}
+GRID_SECONDS=${GRID_SECONDS:-420}
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+MODELS=${MODELS:+--models $MODELS}     # default: every registered model of Table 3
+SET=${SET:-}                          # extra --set KEY=VALUE for every run (smoke tests of this script)
+mkdir -p "$OUT"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  $PY -c "import torch, transformers, numpy, sklearn; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| transformers', transformers.__version__, '| numpy', numpy.__version__, '| sklearn', sklearn.__version__)"
+  nproc
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+echo "== 1. capsnet seed 0 alone"
+for dataset in mams-atsa mams-acsa; do
+  $PY main.py --mode train --model capsnet --dataset "$dataset" --device "$DEVICE" --seed 0 $SET 2>&1 | tail -3
+done | tee "$OUT/capsnet_alone.txt"
+
+echo "== 2. train_speed benchmark"
+$PY benchmarks/train_speed.py --models capsnet,capsnet-bert --datasets mams-atsa --devices "$DEVICE" $SET 2>&1 | tee "$OUT/train_speed.txt"
+
+echo "== 3. grid, MAMS columns, 3 seeds, $JOBS jobs"
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
+SAMPLER=$!
+start=$(date +%s)
+timeout -s TERM "$GRID_SECONDS" $PY main.py --mode reproduce $MODELS --datasets mams-atsa,mams-acsa --seeds 3 \
+  --jobs "$JOBS" --device "$DEVICE" $SET 2>&1 | tr '\r' '\n' | grep -v "^\s*$" | tail -40 | tee "$OUT/grid.txt"
+echo "grid wall: $(( $(date +%s) - start )) s (jobs $JOBS)" | tee -a "$OUT/grid.txt"
+kill $SAMPLER 2>/dev/null
+
+echo "== 4. pack"
+tar --exclude='checkpoint.pt' -czf "$OUT/runs.tar.gz" runs
+ls -la "$OUT"
