@@ -91,3 +91,12 @@ def make_loader(dataset, batch_size, shuffle=False, seed=0, bucket_chunk=None):
         return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                           collate_fn=dataset.collate)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
+
+
+def length_sorted_loader(dataset, batch_size):
+    """(loader, order): batches of instances sorted by length, so a batch is barely wider than its
+    sentences (inference on unsorted text: about half the work of file order); `order[k]` is the
+    dataset index of the k-th instance the loader yields. Exact for the padding-invariant models."""
+    order = np.argsort(dataset.lengths(), kind="stable")
+    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate), torch.from_numpy(order)

@@ -234,3 +234,15 @@ def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "BERT backbone" in lines[0] and "no-such-backbone" in lines[0]
+
+
+def test_predict_batches_by_length_but_answers_in_request_order():
+    clf = tiny_classifier("capsnet")
+    items = [("the food was great but service slow .", ["food", "service"]), ("decor is not special at all", ["decor"]),
+             ("their food is amazing", ["food"]), ("the decor was great but the food at all slow .", ["food", "decor"])]
+    together = clf.predict(items, batch_size=2)   # sorted by length, in batches of two
+    one_by_one = [r for text, aspects in items for a in aspects for r in clf.predict([(text, [a])])]
+    assert [(r["text"], r["aspect"]) for r in together] == [(t, a) for t, aspects in items for a in aspects]
+    for a, b in zip(together, one_by_one):
+        assert a["label"] == b["label"]
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
