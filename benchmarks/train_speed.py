@@ -88,13 +88,14 @@ def main():
     parser.add_argument("--compare-commit", metavar="REF", help="also measure this commit, side by side")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args()
-    import torch   # only to know whether CUDA is there
+    import torch  # only to know whether CUDA is there
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         trees = [("this tree", ROOT, None)]
         if args.compare_commit:
-            trees.append((args.compare_commit, worktree(args.compare_commit, Path(tmp) / "ref"), Path(tmp) / "processed"))
+            old_tree = worktree(args.compare_commit, Path(tmp) / "ref")
+            trees.append((args.compare_commit, old_tree, Path(tmp) / "processed"))
         try:
             for model in args.models.split(","):
                 for dataset in args.datasets.split(","):

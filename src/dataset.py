@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from data_process.fields import length_field
 
-
 SMALL_INTS = (torch.int32, torch.int16, torch.uint8)
 
 
