@@ -12,8 +12,6 @@ identical: tests/test_tokenizer.py compares both engines on every sentence of th
 import re
 from functools import lru_cache
 
-from nltk.tokenize import NLTKWordTokenizer
-
 _TRAILING_PERIOD = re.compile(r"^(.*[^.])\.$")  # "it." -> "it" + "."  (NLTK splits only the final one)
 _RULE_LISTS = ("STARTING_QUOTES", "ENDING_QUOTES", "PUNCTUATION", "CONVERT_PARENTHESES")
 _RULES = ("PARENS_BRACKETS", "DOUBLE_DASHES")
@@ -25,7 +23,9 @@ def _plain(pattern):
 
 
 def stdlib_treebank():
-    """NLTKWordTokenizer with its rules compiled by `re` instead of `nltk.redos`."""
+    """NLTKWordTokenizer with its rules compiled by `re` instead of `nltk.redos`. (nltk is imported
+    here, on first use: importing it takes 1.5 s, which a training run on current arrays never needs.)"""
+    from nltk.tokenize import NLTKWordTokenizer
     tokenizer = NLTKWordTokenizer()
     for name in _RULE_LISTS:
         setattr(tokenizer, name, [(_plain(p), repl) for p, repl in getattr(NLTKWordTokenizer, name)])
