@@ -104,6 +104,7 @@ def test_cli_train_writes_checkpoint_metrics_plots_and_log(cli, atsa_run):
     metrics = json.loads((folder / "metrics.json").read_text())
     batches = math.ceil(200 / metrics["config"]["train"]["batch_size"])
     assert metrics["timing"]["steps"] == min(5, batches)  # data.limit=200, one epoch, max_steps 5
+    assert metrics["timing"]["peak_memory_mib"] > 0 and metrics["timing"]["train_tokens_per_second"] > 0
     assert metrics["history"][0]["epoch"] == 1 and len(metrics["history"]) == 1
     assert metrics["config"]["paths"]["runs"] == str(cli.runs)
     assert metrics["device"] == "cpu"
