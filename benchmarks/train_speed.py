@@ -6,6 +6,7 @@ alone, and with the validation pass), peak memory, for this working tree and, wi
     python benchmarks/train_speed.py --models capsnet,td-lstm --datasets mams-atsa,mams-acsa --epochs 2
     python benchmarks/train_speed.py --compare-commit 8e25dce          # this tree against that commit
     python benchmarks/train_speed.py --devices cuda --models capsnet,capsnet-bert
+    python benchmarks/train_speed.py --config configs/experiments/capsnet-proj300.yaml --compare-commit 8e25dce
 
 Each figure comes from a real `main.py --mode train` run in a subprocess (the command line is
 stable across commits, so an old commit is measured the same way, from a git worktree of it), into
@@ -26,13 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_training(tree, model, dataset, device, epochs, runs, processed, threads, overrides):
+def run_training(tree, model, dataset, device, epochs, runs, processed, threads, overrides, config=None):
     """Train once in `tree` with main.py; returns (metrics dict or None, peak RSS MiB, error line)."""
     command = [sys.executable, "main.py", "--mode", "train", "--model", model, "--dataset", dataset,
                "--device", device, "--set", f"train.epochs={epochs}", "--set", f"paths.runs={runs}",
                "--set", "train.tensorboard=false", "--set", f"run_name=bench-{model}"]
     if processed:
         command += ["--set", f"paths.processed={processed}"]
+    if config:
+        command += ["--config", str(Path(config).resolve())]
     if threads:
         command += ["--set", f"train.num_threads={threads}"]
     for item in overrides:
@@ -85,6 +88,7 @@ def main():
     parser.add_argument("--devices", default="cpu", help="cpu, cuda or both (comma-separated)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's)")
+    parser.add_argument("--config", help="an experiment YAML for every run (configs/experiments/...)")
     parser.add_argument("--compare-commit", metavar="REF", help="also measure this commit, side by side")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args()
@@ -103,7 +107,7 @@ def main():
                         for label, tree, processed in trees:
                             runs = Path(tmp) / f"runs-{len(rows)}"
                             result = run_training(tree, model, dataset, device, args.epochs, runs, processed,
-                                                  args.threads, args.overrides)
+                                                  args.threads, args.overrides, args.config)
                             rows.append(row(label, model, dataset, device, *result))
                             print(" ".join(rows[-1]), flush=True)
         finally:
