@@ -5,7 +5,7 @@ Tokens are substrings of the text (quotes stay as written), so term offsets map 
 NLTK (3.10) runs each of its ~30 Treebank rules through `nltk.redos`, the third-party `regex`
 engine under a wall-clock timeout: a guard meant for patterns a caller supplies. The rules here are
 NLTK's own fixed patterns, so `_tokenizer` runs the same rules with the standard library's `re`,
-about three times faster (prediction on new text spends most of its time here). The tokens are
+twice as fast (prediction on new text spends most of its time here). The tokens are
 identical: tests/test_tokenizer.py compares both engines on every sentence of the four datasets
 (when the raw files are present) and on hand-written edge cases.
 """
