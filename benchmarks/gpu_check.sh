@@ -4,7 +4,8 @@
 #   2. benchmarks/train_speed.py's table for capsnet on the GPU;
 #   3. the Table-3 grid on the MAMS columns, every registered model, seeds 0-2, JOBS runs at once,
 #      GPU utilisation sampled every 2 s (issues 9, 11, 14);
-#   4. run folders (without checkpoints) packed into $OUT/runs.tar.gz, to render the table at home.
+#   4. what the table needs of each run folder (metrics.json, predictions.jsonl, train.log; no
+#      checkpoints, not even the temporary ones of killed runs) packed into $OUT/runs.tar.gz.
 # Runs from the repository root with the processed arrays already under data/processed (the GPU
 # machine has no internet: preprocess elsewhere, carry the arrays). GRID_SECONDS caps step 3 so
 # that step 4 always runs; an unfinished grid resumes where it stopped.
@@ -43,5 +44,6 @@ echo "grid wall: $(( $(date +%s) - start )) s (jobs $JOBS)" | tee -a "$OUT/grid.
 kill $SAMPLER 2>/dev/null
 
 echo "== 4. pack"
-tar --exclude='checkpoint.pt' -czf "$OUT/runs.tar.gz" runs
+(cd runs && find . \( -name metrics.json -o -name predictions.jsonl -o -name train.log -o -name status.json \) \
+  | tar -czf "$OUT/runs.tar.gz" -T -)
 ls -la "$OUT"
