@@ -1,6 +1,6 @@
 """Where one training epoch goes: cutting batches, forward, backward, gradient clipping + Adam, the
-validation pass, and, for models with an `encoder` and a capsule `head` (CapsNet, CapsNet-DR), the
-encoder's and the head's forward + backward apart. Prints seconds per epoch; asserts nothing.
+validation pass, and, for models that split into `encode` and a capsule `head` (CapsNet, CapsNet-DR),
+the two halves' forward + backward apart. Prints seconds per epoch; asserts nothing.
 
     python benchmarks/profile_epoch.py                        # capsnet, mams-atsa, CPU
     python benchmarks/profile_epoch.py --model td-lstm --dataset mams-acsa --threads 1
@@ -44,22 +44,15 @@ class Clock:
 
 
 def encoder_and_head(model, batches, clock):
-    """CapsNet's encoder (embedding + BiGRU) and capsule head, each forward + backward on its own."""
-    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    """CapsNet's encoder (model.encode: embeddings and BiGRU) and capsule head, each forward +
+    backward on its own (the head's input states are cut from the encoder's graph)."""
     for batch in batches:
-        ids, lengths = batch[model.words_field], batch[model.words_field + "_len"]
-        words = model.dropout(model._words(ids))
-        aspect = model.dropout(model.aspect_vector(batch))
-        inputs = torch.cat([words, aspect.unsqueeze(1).expand_as(words)], dim=-1).detach().requires_grad_()
-
         def encoder():
-            packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-            states = pad_packed_sequence(model.encoder(packed)[0], batch_first=True, total_length=ids.size(1))[0]
-            states.sum().backward()
-            return states.detach()
-        states = clock("  encoder: BiGRU forward + backward", encoder).requires_grad_()
-        clock("  capsule head forward + backward",
-              lambda: model.head(states, ids != 0, aspect.detach()).sum().backward())
+            states, mask, aspect = model.encode(batch)
+            (states.sum() + aspect.sum()).backward()
+            return states.detach().requires_grad_(), mask, aspect.detach()
+        states, mask, aspect = clock("  encoder: embeddings + BiGRU forward + backward", encoder)
+        clock("  capsule head forward + backward", lambda: model.head(states, mask, aspect).sum().backward())
 
 
 def main():
@@ -101,7 +94,7 @@ def main():
         clock(name or "gradient clipping + Adam", step)
     clock.totals.pop("warm-up", None)
     clock("validation pass", lambda: evaluate(model, make_loader(sets["val"], cfg.train.eval_batch_size), device))
-    if hasattr(model, "encoder") and hasattr(model, "head"):
+    if hasattr(model, "encode") and hasattr(model, "head"):
         model.train()
         encoder_and_head(model, batches[5:], clock)
     print(f"{cfg.model_name} on {cfg.data.name}, {device}, {torch.get_num_threads()} threads, "

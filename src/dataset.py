@@ -13,6 +13,10 @@ from data_process.fields import length_field
 SMALL_INTS = (torch.int32, torch.int16, torch.uint8)
 
 
+def _widened(tensor):
+    return tensor.long() if tensor.dtype in SMALL_INTS else tensor
+
+
 class ABSADataset(Dataset):
     """The fields a model asks for (plus label and their length fields) of one split."""
 
@@ -25,13 +29,14 @@ class ABSADataset(Dataset):
         if missing:
             raise KeyError(f"processed arrays lack the fields {sorted(missing)}")
         n = len(arrays["label"]) if limit is None else min(int(limit), len(arrays["label"]))
-        self.arrays = {k: torch.from_numpy(np.ascontiguousarray(arrays[k][:n])) for k in keep}
+        # small int types widened to int64 once here, so batches are cut without a conversion
+        self.arrays = {k: _widened(torch.from_numpy(np.ascontiguousarray(arrays[k][:n]))) for k in keep}
         self.host_lengths = {k: v for k, v in self.arrays.items() if k in set(self.length_of.values())}
         self.fields = tuple(fields)
 
     def to(self, device):
-        """Keep the split's arrays on `device` (ints widened to int64 once); returns self."""
-        self.arrays = {k: (v.long() if v.dtype in SMALL_INTS else v).to(device) for k, v in self.arrays.items()}
+        """Keep the split's arrays on `device`; returns self."""
+        self.arrays = {k: v.to(device) for k, v in self.arrays.items()}
         return self
 
     def __len__(self):
@@ -53,7 +58,7 @@ class ABSADataset(Dataset):
             rows = array.index_select(0, idx)
             if name in self.length_of:
                 rows = rows[:, :widths[self.length_of[name]]]
-            batch[name] = rows.long() if rows.dtype in SMALL_INTS else rows
+            batch[name] = rows
         return batch
 
 

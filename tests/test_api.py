@@ -78,18 +78,24 @@ def test_predict_from_a_lone_checkpoint_matches_the_api(runs, model, tmp_path):
     assert sorted(p.name for p in lone.iterdir()) == ["model.pt"]   # nothing written beside it
 
 
+def predict_error_line(checkpoint):
+    """--mode predict with `checkpoint` and no data: exit 2 and exactly one "error:" line, returned."""
+    result = run_main("--mode", "predict", "--checkpoint", str(checkpoint), "--text", SENTENCE,
+                      "--aspect", "food", env=no_data_env())
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    return lines[0]
+
+
 def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
     for key in ("encoder", "data_info"):
         state.pop(key)
     state["format"] = 1
     torch.save(state, tmp_path / "old.pt")
-    result = run_main("--mode", "predict", "--checkpoint", str(tmp_path / "old.pt"), "--text", SENTENCE,
-                      "--aspect", "food", env=no_data_env())
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert "format 1" in lines[0] and "re-train" in lines[0]
+    line = predict_error_line(tmp_path / "old.pt")
+    assert "format 1" in line and "re-train" in line
 
 
 def test_test_mode_still_checks_against_the_processed_data(runs):
@@ -228,12 +234,8 @@ def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     data_info = {"task": "atsa", "num_classes": 3, "num_categories": 0, "embeddings_shape": [18, 50],
                  "sentiment_shape": [3, 50]}
     save_checkpoint(tmp_path / "bert.pt", clf.model, config, {}, {"encoder": encoder, "data_info": data_info})
-    result = run_main("--mode", "predict", "--checkpoint", str(tmp_path / "bert.pt"), "--text", SENTENCE,
-                      "--aspect", "food", env=no_data_env())
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert "BERT backbone" in lines[0] and "no-such-backbone" in lines[0]
+    line = predict_error_line(tmp_path / "bert.pt")
+    assert "BERT backbone" in line and "no-such-backbone" in line
 
 
 def test_predict_batches_by_length_but_answers_in_request_order():

@@ -74,16 +74,19 @@ class CapsNet(ABSAModel):
         ids = batch["aspect"]
         return masked_mean(self._words(ids), ids != 0)  # mean of the term's words
 
-    def forward(self, batch):
+    def encode(self, batch):
+        """Eqs. 1-2: (encoder states (B, T, 2w), mask (B, T), aspect vector (B, w)) for the head."""
         ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
-        mask = ids != 0
         words = self.dropout(self._words(ids))                    # (B, T, w)
         aspect = self.dropout(self.aspect_vector(batch))          # (B, w)
         inputs = torch.cat([words, aspect.unsqueeze(1).expand_as(words)], dim=-1)
         packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
         states, _ = pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=ids.size(1))
         states = self.dropout(states + words.repeat(1, 1, 2))     # residual to both directions
-        return self.head(states, mask, aspect)
+        return states, ids != 0, aspect
+
+    def forward(self, batch):
+        return self.head(*self.encode(batch))
 
     probabilities = staticmethod(lengths_to_probabilities)
     score_kind = "capsule lengths"
