@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.dataset import make_loader  # noqa: E402
+from src.dataset import make_eval_loader  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
@@ -93,7 +93,7 @@ def main():
         clock(name or "backward", backward)
         clock(name or "gradient clipping + Adam", step)
     clock.totals.pop("warm-up", None)
-    clock("validation pass", lambda: evaluate(model, make_loader(sets["val"], cfg.train.eval_batch_size), device))
+    clock("validation pass", lambda: evaluate(model, make_eval_loader(sets["val"], cfg.train.eval_batch_size), device))
     if hasattr(model, "encode") and hasattr(model, "head"):
         model.train()
         encoder_and_head(model, batches[5:], clock)

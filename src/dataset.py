@@ -97,10 +97,18 @@ def make_loader(dataset, batch_size, shuffle=False, seed=0, bucket_chunk=None):
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
 
 
-def length_sorted_loader(dataset, batch_size):
-    """(loader, order): batches of instances sorted by length, so a batch is barely wider than its
-    sentences (inference on unsorted text: about half the work of file order); `order[k]` is the
-    dataset index of the k-th instance the loader yields. Exact for the padding-invariant models."""
-    order = np.argsort(dataset.lengths(), kind="stable")
-    batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=dataset.collate), torch.from_numpy(order)
+class LengthSortedBatches(list):
+    """Evaluation batches: the dataset's indices sorted by length (stable) and cut every batch_size,
+    so a batch is barely wider than its sentences (about half the work of file order on unsorted
+    text). `order[k]` is the dataset index of the k-th instance they yield (predict_scores puts
+    results back in dataset order with it). Exact for the padding-invariant models."""
+
+    def __init__(self, lengths, batch_size):
+        self.order = torch.from_numpy(np.argsort(lengths, kind="stable"))
+        super().__init__(self.order[i:i + batch_size].tolist() for i in range(0, len(self.order), batch_size))
+
+
+def make_eval_loader(dataset, batch_size):
+    """The evaluation / inference loader: batches of similar lengths (LengthSortedBatches)."""
+    return DataLoader(dataset, batch_sampler=LengthSortedBatches(dataset.lengths(), batch_size),
+                      collate_fn=dataset.collate)

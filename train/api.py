@@ -20,7 +20,7 @@ from common.errors import UserError
 from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
-from src.dataset import ABSADataset, length_sorted_loader, make_loader
+from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import DataInfo, build_model
 
 from .checkpoint import load_checkpoint
@@ -104,10 +104,8 @@ class SentimentClassifier:
         if not instances:
             return []
         dataset = ABSADataset(self.encoder.encode(instances), self.model.input_fields()).to(self.device)
-        loader, order = length_sorted_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
-        sorted_scores, _ = predict_scores(self.model, loader, self.device)
-        scores = torch.empty_like(sorted_scores)
-        scores[order] = sorted_scores                 # back to the order of the requests
+        loader = make_eval_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
+        scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
         probabilities = self.model.probabilities(scores)
         return [{"text": i.text, "aspect": i.aspect, "label": LABELS[int(torch.argmax(row))], "scores": _scores(row)}
                 for i, row in zip(instances, probabilities)]

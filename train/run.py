@@ -10,7 +10,7 @@ import torch
 
 from common.errors import UserError
 from common.io import write_json
-from src.dataset import ABSADataset, make_loader
+from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
 from .api import SentimentClassifier
@@ -56,8 +56,8 @@ def train_job(cfg, seed, device_name="auto"):
     sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"), device)
     tcfg = cfg.train
     train_loader = make_train_loader(sets["train"], tcfg, seed)
-    val_loader = make_loader(sets["val"], tcfg.eval_batch_size)
-    test_loader = make_loader(sets["test"], tcfg.eval_batch_size)
+    val_loader = make_eval_loader(sets["val"], tcfg.eval_batch_size)
+    test_loader = make_eval_loader(sets["test"], tcfg.eval_batch_size)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"{cfg.model_name} on {cfg.data.name} seed {seed}, {device}: "
         f"{len(sets['train'])}/{len(sets['val'])}/{len(sets['test'])} instances, {n_params:,} trainable parameters")
@@ -142,7 +142,7 @@ def test_job(cfg, seed, device_name="auto", checkpoint=None):
     log = make_logger().info
     model, data, ckpt_cfg, trained_seed = load_for_inference(cfg, checkpoint, device, log)
     test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",), device)["test"]
-    loader = make_loader(test_set, cfg.train.eval_batch_size)
+    loader = make_eval_loader(test_set, cfg.train.eval_batch_size)
     test = evaluate(model, loader, device, ckpt_cfg.train.amp_bf16)
     log(f"{checkpoint}: test on {len(test_set)} instances")
     for name, scores in test["per_class"].items():

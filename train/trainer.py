@@ -30,7 +30,8 @@ def autocast(device, enabled):
 
 @torch.no_grad()
 def predict_scores(model, loader, device, bf16=False):
-    """(scores (N, C) float32 on CPU, labels (N,)) over a loader, in eval mode."""
+    """(scores (N, C) float32 on CPU, labels (N,)) over a loader, in eval mode, in dataset order (a
+    loader of LengthSortedBatches yields another order; its results are put back)."""
     model.eval()
     scores, labels = [], []
     for batch in loader:
@@ -39,7 +40,18 @@ def predict_scores(model, loader, device, bf16=False):
             out = model(batch)
         scores.append(out.float().cpu())
         labels.append(batch["label"].cpu())
-    return torch.cat(scores), torch.cat(labels)
+    scores, labels = torch.cat(scores), torch.cat(labels)
+    order = getattr(loader.batch_sampler, "order", None)
+    if order is None:
+        return scores, labels
+    return _unsort(scores, order), _unsort(labels, order)
+
+
+def _unsort(values, order):
+    """values[k] belongs to dataset index order[k]: back to dataset order."""
+    restored = torch.empty_like(values)
+    restored[order] = values
+    return restored
 
 
 def evaluate(model, loader, device, bf16=False):

@@ -11,11 +11,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from common.schema import spec
 from data_process.fields import InputSpec
 
+from ..gru import bidirectional_gru
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel
@@ -79,9 +79,7 @@ class CapsNet(ABSAModel):
         ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
         words = self.dropout(self._words(ids))                    # (B, T, w)
         aspect = self.dropout(self.aspect_vector(batch))          # (B, w)
-        inputs = torch.cat([words, aspect.unsqueeze(1).expand_as(words)], dim=-1)
-        packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.encoder(packed)[0], batch_first=True, total_length=ids.size(1))
+        states = bidirectional_gru(self.encoder, words, lengths, constant=aspect)   # reads [E_i ; a]
         states = self.dropout(states + words.repeat(1, 1, 2))     # residual to both directions
         return states, ids != 0, aspect
 
