@@ -41,8 +41,48 @@ def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
     for layer in range(gru.num_layers):
         weights = [torch.stack([getattr(gru, f"{name}_l{layer}{suffix}") for suffix in ("", "_reverse")])
                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        x = BiGRULayer.apply(x, constant if layer == 0 else None, padded, *weights)
+        args = (x, constant if layer == 0 else None, padded, *weights)
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+            x = BiGRULayer.apply(*args)
+        else:                                                                # inference: keep nothing
+            x = layer_forward(*args, for_backward=False)[0]
     return (x * real.unsqueeze(-1).to(x.dtype)).transpose(0, 1)
+
+
+def layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward):
+    """BiGRULayer's forward pass: (output (T, B, 2H), the per-step values the backward pass reads:
+    W_h h (+ b_hn in its n part), gates r and z, n, h, each (T, 2, B, .)). Without `for_backward`, only h is kept for
+    every step (one step's buffers are reused), and the values returned are None."""
+    steps, batch, width = x.shape
+    hidden = w_hh.size(2)
+    w_in = w_ih.view(6 * hidden, -1)
+    # Input projections, all steps and both directions: (T, B, 2, 3H), then in reading order. The r
+    # and z parts of b_h join b_i here; b_hn stays apart, inside r * (W_hn h + b_hn).
+    bias = torch.cat([b_ih[:, :2 * hidden] + b_hh[:, :2 * hidden], b_ih[:, 2 * hidden:]], dim=1)
+    projected = torch.addmm(bias.view(-1), x.view(steps * batch, width), w_in[:, :width].t())
+    projected = projected.view(steps, batch, 2, 3 * hidden)
+    if constant is not None:
+        projected += constant.mm(w_in[:, width:].t()).view(batch, 2, 3 * hidden)
+    gi = torch.stack([projected[:, :, 0], projected[:, :, 1].flip(0)], dim=1)   # (T, 2, B, 3H)
+    gi[..., hidden:2 * hidden].masked_fill_(padded, float("inf"))           # z = 1 on padded steps
+    kept = steps if for_backward else 1                      # without: one step's buffers, reused
+    gh = x.new_empty(kept, 2, batch, 3 * hidden)             # W_h h, + b_hn in the n part
+    gates = x.new_empty(kept, 2, batch, 2 * hidden)          # r, z
+    new = x.new_empty(kept, 2, batch, hidden)                # n
+    states = x.new_empty(steps, 2, batch, hidden)            # h
+    w_hh_t, b_hn = w_hh.transpose(1, 2), b_hh[:, None, 2 * hidden:]
+    h = x.new_zeros(2, batch, hidden)
+    for t, (gi_rz, gi_n, state) in enumerate(zip(gi[..., :2 * hidden].unbind(0), gi[..., 2 * hidden:].unbind(0),
+                                                 states.unbind(0))):
+        k = t if for_backward else 0
+        gh_t, gates_t, new_t = gh[k], gates[k], new[k]
+        torch.bmm(h, w_hh_t, out=gh_t)
+        gh_t[..., 2 * hidden:] += b_hn
+        torch.add(gi_rz, gh_t[..., :2 * hidden], out=gates_t).sigmoid_()
+        torch.addcmul(gi_n, gates_t[..., :hidden], gh_t[..., 2 * hidden:], out=new_t).tanh_()
+        h = torch.lerp(new_t, h, gates_t[..., hidden:], out=state)
+    output = torch.cat([states[:, 0], states[:, 1].flip(0)], dim=-1)
+    return output, ((gh, gates, new, states) if for_backward else None)
 
 
 class BiGRULayer(torch.autograd.Function):
@@ -54,31 +94,9 @@ class BiGRULayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, constant, padded, w_ih, w_hh, b_ih, b_hh):
-        steps, batch, width = x.shape
-        hidden = w_hh.size(2)
-        w_in = w_ih.view(6 * hidden, -1)
-        # Input projections, all steps and both directions: (T, B, 2, 3H), then in reading order.
-        projected = torch.addmm(b_ih.view(-1), x.view(steps * batch, width), w_in[:, :width].t())
-        projected = projected.view(steps, batch, 2, 3 * hidden)
-        if constant is not None:
-            projected += constant.mm(w_in[:, width:].t()).view(batch, 2, 3 * hidden)
-        gi = torch.stack([projected[:, :, 0], projected[:, :, 1].flip(0)], dim=1)   # (T, 2, B, 3H)
-        gi[..., hidden:2 * hidden].masked_fill_(padded, float("inf"))       # z = 1 on padded steps
-        gh = b_hh.unsqueeze(1).expand(steps, 2, batch, 3 * hidden).contiguous()   # W_h h + b_h
-        gates = x.new_empty(steps, 2, batch, 2 * hidden)                         # r, z
-        new = x.new_empty(steps, 2, batch, hidden)                               # n
-        states = x.new_empty(steps, 2, batch, hidden)                            # h
-        w_hh_t = w_hh.transpose(1, 2)
-        h = x.new_zeros(2, batch, hidden)
-        for gh_t, gi_rz, gi_n, gates_t, new_t, state in zip(
-                gh.unbind(0), gi[..., :2 * hidden].unbind(0), gi[..., 2 * hidden:].unbind(0), gates.unbind(0),
-                new.unbind(0), states.unbind(0)):
-            gh_t.baddbmm_(h, w_hh_t)
-            torch.add(gi_rz, gh_t[..., :2 * hidden], out=gates_t).sigmoid_()
-            torch.addcmul(gi_n, gates_t[..., :hidden], gh_t[..., 2 * hidden:], out=new_t).tanh_()
-            h = torch.lerp(new_t, h, gates_t[..., hidden:], out=state)
-        ctx.save_for_backward(x, constant, w_ih, w_hh, gh, gates, new, states)
-        return torch.cat([states[:, 0], states[:, 1].flip(0)], dim=-1)
+        output, forward_values = layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward=True)
+        ctx.save_for_backward(x, constant, w_ih, w_hh, *forward_values)
+        return output
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 from nltk.tokenize import NLTKWordTokenizer
 
-from data_process.tokenizer import stdlib_treebank
+from data_process.tokenizer import _plain_words, rule_spans, stdlib_treebank, token_spans
 
 EDGE_CASES = [
     'He said "hi" (twice) -- ok?', "''quoted''", "don't can't won't", "«x» ‘y’ “z”", "a...b", "end.",
@@ -31,3 +31,26 @@ def test_stdlib_engine_matches_nltk_on_every_dataset_sentence_and_term_split(sha
         pieces += [text[:cut], text[cut:]]
     sample = texts + pieces
     assert spans(stdlib_treebank(), sample) == spans(NLTKWordTokenizer(), sample)
+
+
+def test_plain_word_shortcut_gives_the_rules_spans_on_random_strings():
+    rng = random.Random(0)
+    atoms = ["a", "B", "7", " ", "  ", ",", ", ", ".", "...", "'", "cannot", "gonna", "Wanna", "gimme", "can",
+             "not", "3,5", "1.5", "x.", ":", ": ", '"', "-", "--", "\u2013", "/", *"()[]{}<>;@#$%&?!*"]
+    texts = ["".join(rng.choice(atoms) for _ in range(rng.randrange(10))) for _ in range(30000)]
+    shortcut = [t for t in texts if _plain_words(t)]
+    assert len(shortcut) > 5000                # the shortcut is exercised, on many shapes
+    assert [token_spans(t) for t in texts] == [rule_spans(t) for t in texts]
+
+
+def test_plain_word_shortcut_gives_the_rules_spans_on_every_dataset_piece(shared_data):
+    pieces = []
+    for path in sorted(shared_data.glob("*/*.xml")):
+        for sentence in ET.parse(path).iter("sentence"):
+            text = sentence.findtext("text") or ""
+            for term in sentence.iter("aspectTerm"):
+                start, end = int(term.get("from")), int(term.get("to"))
+                pieces += [text[:start], text[start:end], text[end:]]
+            pieces.append(text)
+    assert sum(map(bool, map(_plain_words, pieces))) > len(pieces) // 3
+    assert [token_spans(t) for t in pieces] == [rule_spans(t) for t in pieces]
