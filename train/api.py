@@ -107,8 +107,9 @@ class SentimentClassifier:
         loader = make_eval_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
         scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
         probabilities = self.model.probabilities(scores)
-        return [{"text": i.text, "aspect": i.aspect, "label": LABELS[int(torch.argmax(row))], "scores": _scores(row)}
-                for i, row in zip(instances, probabilities)]
+        labels, rows = probabilities.argmax(-1).tolist(), probabilities.tolist()   # plain Python: fast per row
+        return [{"text": i.text, "aspect": i.aspect, "label": LABELS[label], "scores": _scores(row)}
+                for i, label, row in zip(instances, labels, rows)]
 
     def check_explains(self):
         if not self.model.explains():

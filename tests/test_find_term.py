@@ -1,0 +1,37 @@
+"""train.predict.find_term: where a request's aspect term is in its text. The str.find search used on
+ASCII text gives what the regular expressions give (first whole-word match, else first substring,
+case-insensitive)."""
+import random
+import re
+import xml.etree.ElementTree as ET
+
+from train.predict import find_term
+
+
+def regex_reference(text, term):
+    match = re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text, re.IGNORECASE) \
+        or re.search(re.escape(term), text, re.IGNORECASE)
+    return match and match.span()
+
+
+def test_whole_word_match_comes_before_an_earlier_substring_match():
+    assert find_term("The pizzas and the pizza", "Pizza") == (19, 24)
+    assert find_term("pizzas only", "pizza") == (0, 5)         # no whole word: first substring
+    assert find_term("no such thing", "pizza") is None
+    assert find_term("a_pizza pizza_b pizza", "pizza") == (16, 21)   # '_' is a word character
+
+
+def test_matches_the_regular_expressions_on_random_ascii_and_non_ascii_text():
+    rng = random.Random(0)
+    atoms = ["a", "A", "b", "ab", "_", " ", ".", "-", "1", "é", "ß", "İ", "(", "+"]
+    for _ in range(20000):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randrange(12)))
+        term = "".join(rng.choice(atoms) for _ in range(1 + rng.randrange(3)))
+        assert find_term(text, term) == regex_reference(text, term), (text, term)
+
+
+def test_matches_the_regular_expressions_on_every_dataset_term(shared_data):
+    pairs = [(s.findtext("text") or "", t.get("term")) for path in sorted(shared_data.glob("*/*.xml"))
+             for s in ET.parse(path).iter("sentence") for t in s.iter("aspectTerm")]
+    assert len(pairs) > 10000
+    assert [find_term(text, term) for text, term in pairs] == [regex_reference(text, term) for text, term in pairs]
