@@ -63,8 +63,10 @@ def _contraction_words():
 
 
 def _plain_words(text):
-    return (_PLAIN_WORDS.match(text) and "--" not in text
-            and not any(word in text.lower() for word in _contraction_words()))
+    if not _PLAIN_WORDS.match(text) or "--" in text:
+        return False
+    lowered = text.lower()
+    return not any(word in lowered for word in _contraction_words())
 
 
 def token_spans(text):
