@@ -26,7 +26,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
     """States (B, T, 2H) of the batch-first bidirectional `gru` over inputs (B, T, I) (with the
     constant (B, C) appended to every step) whose row b is real for its first lengths[b] positions
-    (at least one position is read); zeros at the other positions."""
+    (at least one position is read); zeros at the other positions. What sits past a row's length
+    changes nothing, as long as it is finite (CapsNet's padding is the zero PAD vector)."""
     lengths = lengths.clamp(min=1)
     if inputs.device.type != "cpu":
         if constant is not None:
@@ -51,8 +52,9 @@ def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
 
 def layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward):
     """BiGRULayer's forward pass: (output (T, B, 2H), the per-step values the backward pass reads:
-    W_h h (+ b_hn in its n part), gates r and z, n, h, each (T, 2, B, .)). Without `for_backward`, only h is kept for
-    every step (one step's buffers are reused), and the values returned are None."""
+    W_h h with b_hn added to its n part, gates r and z, n, h, each (T, 2, B, .)). Without
+    `for_backward`, only h is kept for every step (one step's buffers are reused) and the values
+    returned are None."""
     steps, batch, width = x.shape
     hidden = w_hh.size(2)
     w_in = w_ih.view(6 * hidden, -1)

@@ -3,9 +3,9 @@ import numpy as np
 import torch
 
 from conftest import compose_cfg
-from src.dataset import ABSADataset, make_loader
+from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import DataInfo, build_model
-from train.trainer import fit, is_better
+from train.trainer import fit, is_better, predict_scores
 
 
 def test_selection_prefers_higher_accuracy_lower_loss_and_breaks_ties_on_macro_f1():
@@ -48,3 +48,21 @@ def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
     assert timing["validations"] == 6 and timing["steps"] == 12
     assert [h["step"] for h in history] == [6, 12]
     assert saved and saved[-1][1] == best["step"] and best["step"] in {2, 4, 6, 8, 10, 12}
+
+
+def test_length_sorted_evaluation_batches_give_scores_and_labels_in_dataset_order():
+    cfg = compose_cfg("mams-atsa", overrides=["model.capsule_size=8", "model.dropout=0.0"])
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = build_model(cfg.model_name, cfg.model,
+                        DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
+                                 sentiment=rng.normal(size=(3, 6))))
+    data = ABSADataset(_tiny_data(), model.input_fields())
+    loader = make_eval_loader(data, 8)
+    first_batch = loader.batch_sampler[0]
+    assert first_batch != list(range(8))                      # the batches really are reordered
+    assert np.all(np.diff(data.lengths()[loader.batch_sampler.order.numpy()]) >= 0)
+    sorted_scores, sorted_labels = predict_scores(model, loader, torch.device("cpu"))
+    file_scores, file_labels = predict_scores(model, make_loader(data, 8), torch.device("cpu"))
+    assert torch.equal(sorted_labels, file_labels)
+    torch.testing.assert_close(sorted_scores, file_scores, rtol=1e-5, atol=1e-6)
