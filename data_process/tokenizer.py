@@ -90,7 +90,9 @@ def rule_spans(text):
 
 
 def tokenize(text, lowercase=True):
-    words = [text[s:e] for s, e in token_spans(text)]
+    if _plain_words(text):              # ASCII: lower-casing keeps every token where it was
+        return _PLAIN_TOKEN.findall(text.lower() if lowercase else text)
+    words = [text[s:e] for s, e in rule_spans(text)]
     return [w.lower() for w in words] if lowercase else words
 
 

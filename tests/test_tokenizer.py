@@ -4,7 +4,7 @@ import xml.etree.ElementTree as ET
 
 from nltk.tokenize import NLTKWordTokenizer
 
-from data_process.tokenizer import _plain_words, rule_spans, stdlib_treebank, token_spans
+from data_process.tokenizer import _plain_words, rule_spans, stdlib_treebank, token_spans, tokenize
 
 EDGE_CASES = [
     'He said "hi" (twice) -- ok?', "''quoted''", "don't can't won't", "«x» ‘y’ “z”", "a...b", "end.",
@@ -41,6 +41,13 @@ def test_plain_word_shortcut_gives_the_rules_spans_on_random_strings():
     shortcut = [t for t in texts if _plain_words(t)]
     assert len(shortcut) > 5000                # the shortcut is exercised, on many shapes
     assert [token_spans(t) for t in texts] == [rule_spans(t) for t in texts]
+    assert [tokenize(t) for t in texts] == [rule_tokens(t) for t in texts]
+    assert [tokenize(t, lowercase=False) for t in texts] == [rule_tokens(t, lowercase=False) for t in texts]
+
+
+def rule_tokens(text, lowercase=True):
+    words = [text[s:e] for s, e in rule_spans(text)]
+    return [w.lower() for w in words] if lowercase else words
 
 
 def test_plain_word_shortcut_gives_the_rules_spans_on_every_dataset_piece(shared_data):
@@ -54,3 +61,4 @@ def test_plain_word_shortcut_gives_the_rules_spans_on_every_dataset_piece(shared
             pieces.append(text)
     assert sum(map(bool, map(_plain_words, pieces))) > len(pieces) // 3
     assert [token_spans(t) for t in pieces] == [rule_spans(t) for t in pieces]
+    assert [tokenize(t) for t in pieces] == [rule_tokens(t) for t in pieces]
