@@ -44,8 +44,12 @@ class BilinearAttention(nn.Module):
     def forward(self, keys, query, mask):
         # keys (B, T, dk), query (B, dq), mask (B, T) bool -> (B, T). W c first: one (dk,) vector
         # per sentence instead of a (dk x dq) product per token; the same numbers, far less work.
-        scores = torch.bmm(keys, (query @ self.weight.t()).unsqueeze(-1)).squeeze(-1)
+        scores = torch.bmm(keys, self.query_vector(query).unsqueeze(-1)).squeeze(-1)
         return masked_softmax(scores, mask, dim=1)
+
+    def query_vector(self, query):
+        """W c: (B, dq) -> (B, dk), what each key is dotted with."""
+        return query @ self.weight.t()
 
 
 def standardise_guide(matrix, size):
@@ -80,13 +84,16 @@ class CapsuleGuidedRouting(Traceable, nn.Module):
 
     def forward(self, primary, norm_weights):
         # primary (B, T, d), norm_weights (B, T) with zeros on padding
-        guides = squash(self.guide)                                    # (C, d)
-        # W_r z_j first: a (d, C) matrix, so each token's capsule meets C columns, not a d x d matrix
-        routing = torch.softmax(primary @ (self.weight @ guides.t()), dim=-1)  # (B, T, C), Eq. 5
+        routing = torch.softmax(primary @ self.guide_keys(), dim=-1)  # (B, T, C), Eq. 5
         self.keep("routing", routing)
         routing = routing * norm_weights.unsqueeze(-1) * self.scale
         capsules = routing.transpose(1, 2) @ primary                   # (B, C, d), Eq. 6
         return squash(self.dropout(capsules))
+
+    def guide_keys(self):
+        """W_r z_j with z_j = squash(G_j): a (d, C) matrix, what each primary capsule is dotted with
+        in Eq. 5 (computed first, so each token's capsule meets C columns, not a d x d matrix)."""
+        return self.weight @ squash(self.guide).t()
 
 
 class DynamicRouting(Traceable, nn.Module):
@@ -172,12 +179,11 @@ class CapsuleHead(Traceable, nn.Module):
             return factor.unsqueeze(-1) * (states @ (weight.t() @ keys) + (bias @ keys).unsqueeze(-2))
 
         aspect_capsule = squash(self.aspect(aspect))                      # (B, d)
-        query = (aspect_capsule @ self.normalise.weight.t()).unsqueeze(-1)   # W c, (B, d, 1)
+        query = self.normalise.query_vector(aspect_capsule).unsqueeze(-1)  # W c, (B, d, 1)
         norm_weights = masked_softmax(dot_primary(query).squeeze(-1), mask, dim=1)   # Eq. 4
         self.keep("u", norm_weights)
         routing = self.routing
-        routing_keys = routing.weight @ squash(routing.guide).t()          # W_r z_j, (d, C)
-        coupling = torch.softmax(dot_primary(routing_keys), dim=-1)       # Eq. 5, (B, T, C)
+        coupling = torch.softmax(dot_primary(routing.guide_keys()), dim=-1)   # Eq. 5, (B, T, C)
         routing.keep("routing", coupling)
         pooled = coupling * (norm_weights * factor * routing.scale).unsqueeze(-1)   # w_ij f_i
         capsules = torch.bmm(pooled.transpose(1, 2), states) @ weight.t() + pooled.sum(1).unsqueeze(-1) * bias

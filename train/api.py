@@ -89,9 +89,10 @@ class SentimentClassifier:
         """ACSA: the category names the model knows (None for ATSA)."""
         return self.encoder.categories
 
-    def _batches(self, instances, batch_size):
+    def _dataset(self, instances):
+        """(the encoded arrays, the ABSADataset of the fields the model reads) of `instances`."""
         arrays = self.encoder.encode(instances)
-        return arrays, make_loader(ABSADataset(arrays, self.model.input_fields()), batch_size)
+        return arrays, ABSADataset(arrays, self.model.input_fields())
 
     def predict(self, items, batch_size=None):
         """[{"text", "aspect", "label", "scores"}], one per (text, aspect) in order. `items`: pairs
@@ -103,7 +104,7 @@ class SentimentClassifier:
         instances = make_instances(requests, self.task, self.categories)
         if not instances:
             return []
-        dataset = ABSADataset(self.encoder.encode(instances), self.model.input_fields()).to(self.device)
+        dataset = self._dataset(instances)[1].to(self.device)
         loader = make_eval_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
         scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
         probabilities = self.model.probabilities(scores)
@@ -121,8 +122,8 @@ class SentimentClassifier:
         [src.explain.Weights] whose values (B, T, R) cover every position, padding included)."""
         self.check_explains()
         instances = make_instances(requests_from_items(items), self.task, self.categories)
-        arrays, loader = self._batches(instances, max(len(instances), 1))
-        batch = move(next(iter(loader)), self.device)
+        arrays, dataset = self._dataset(instances)
+        batch = move(next(iter(make_loader(dataset, max(len(instances), 1)))), self.device)
         scores, weights = self.model.explain(batch)
         return instances, arrays, batch, scores.float().cpu(), weights
 

@@ -118,7 +118,6 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
     train_seconds = 0.0
-    window_start, window_steps = 0.0, 0   # epoch loss sum and step count at the last logging point
     start = time.perf_counter()
 
     def validate(epoch):
@@ -139,7 +138,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         model.train()
         loss_total, batches, epoch_train = torch.zeros((), device=device), 0, 0.0
         token_total = torch.zeros((), dtype=torch.long, device=device)
-        window_start, window_steps = 0.0, 0
+        window_start, window_steps = 0.0, 0   # epoch loss sum and step count at the last logging point
         mark = time.perf_counter()
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
         for batch in bar:
