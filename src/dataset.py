@@ -4,6 +4,8 @@ longest real length (a batch of 12-token sentences is 12 wide, not the split's m
 A split is a few MB of integer arrays, so on a GPU it is moved there once (`ABSADataset.to`) and
 batches are cut on the device: no per-batch host-to-device copy. Batch widths come from a host copy
 of the lengths, so cutting a batch never waits for the device."""
+import functools
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -49,10 +51,15 @@ class ABSADataset(Dataset):
         """Real lengths of the first (main) input field, for length bucketing."""
         return self.host_lengths[length_field(self.fields[0])].numpy()
 
-    def collate(self, indices):
+    def collate(self, indices, width_multiple=1):
+        """The batch of these rows; each padded field cut to its longest real length, rounded up to
+        a multiple of `width_multiple` (fewer distinct shapes, for CUDA graphs)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        widths = {name: max(int(lengths.index_select(0, idx).max()), 1) for name, lengths in self.host_lengths.items()}
-        idx = idx.to(self.arrays["label"].device)
+        widths = {name: -(-max(int(lengths.index_select(0, idx).max()), 1) // width_multiple) * width_multiple
+                  for name, lengths in self.host_lengths.items()}
+        device = self.arrays["label"].device
+        if device.type == "cuda":   # from pinned memory without waiting: the host runs ahead of the GPU
+            idx = idx.pin_memory().to(device, non_blocking=True)
         batch = {}
         for name, array in self.arrays.items():
             rows = array.index_select(0, idx)
@@ -84,17 +91,17 @@ class BucketBatchSampler(Sampler):
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 
-def make_loader(dataset, batch_size, shuffle=False, seed=0, bucket_chunk=None):
+def make_loader(dataset, batch_size, shuffle=False, seed=0, bucket_chunk=None, width_multiple=1):
     """Training loaders shuffle with a seeded generator (bucketed by length when bucket_chunk is set);
-    evaluation loaders keep the file order."""
+    evaluation loaders keep the file order. Batch widths round up to a multiple of width_multiple."""
+    collate = functools.partial(dataset.collate, width_multiple=width_multiple)
     if shuffle:
         generator = torch.Generator().manual_seed(seed)
         if bucket_chunk:
             sampler = BucketBatchSampler(dataset.lengths(), batch_size, bucket_chunk, generator)
-            return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                          collate_fn=dataset.collate)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=dataset.collate)
+            return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
 
 class LengthSortedBatches(list):

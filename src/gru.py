@@ -5,9 +5,12 @@ nn.GRU `gru` gives over the packed batch: both directions' states, (B, T, 2H), z
 length, so padding never changes a result. `constant` (B, C), if given, is appended to every step's
 input (CapsNet's aspect vector, Eq. 2: the GRU reads [E_i ; a]).
 
-On CUDA the batch is packed for cuDNN. On a CPU `BiGRULayer` runs each layer: a hand-written forward
-and backward pass over the padded batch. At 50 hidden units a GRU step is a few tiny operations, and
-the packed CPU GRU spends most of its time on per-operation and autograd overhead; BiGRULayer
+On CUDA (`reversed_rows_gru`) each direction of each layer is its own one-layer cuDNN GRU over the
+padded batch, the backward one reading every row's real steps reversed in place: no packing, so no
+lengths read back to the host and fixed shapes, which CUDA graphs need (train/cuda_graphs.py). On a
+CPU (`stepwise_gru`) `BiGRULayer` runs each layer: a hand-written forward and backward pass over the padded batch.
+At 50 hidden units a GRU step is a few tiny operations, and the packed CPU GRU spends most of its
+time on per-operation and autograd overhead; BiGRULayer
 - computes the input projections of every step and both directions up front, as one matrix product
   (the constant part once per sentence, not once per word);
 - runs the two directions together, one batched product per step (the backward direction reads the
@@ -20,7 +23,7 @@ The cell, as nn.GRU's: r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W
 """
 import torch
 import torch.nn as nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch import _VF
 
 
 def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
@@ -28,15 +31,17 @@ def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
     constant (B, C) appended to every step) whose row b is real for its first lengths[b] positions
     (at least one position is read); zeros at the other positions. What sits past a row's length
     changes nothing, as long as it is finite (CapsNet's padding is the zero PAD vector)."""
+    if gru.dropout:
+        raise ValueError("bidirectional_gru: an nn.GRU with dropout between its layers is not supported")
     lengths = lengths.clamp(min=1)
-    if inputs.device.type != "cpu":
-        if constant is not None:
-            inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
-        packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=inputs.size(1))
-        return states
+    run = stepwise_gru if inputs.device.type == "cpu" else reversed_rows_gru
+    return run(gru, inputs, lengths, constant)
+
+
+def stepwise_gru(gru, inputs, lengths, constant=None):
+    """bidirectional_gru through BiGRULayer, the hand-written passes (any device; lengths >= 1)."""
     steps = inputs.size(1)
-    real = torch.arange(steps)[:, None] < lengths[None, :]                   # (T, B)
+    real = torch.arange(steps, device=lengths.device)[:, None] < lengths[None, :]   # (T, B)
     padded = ~torch.stack([real, real.flip(0)], dim=1).unsqueeze(-1)        # (T, 2, B, 1): reading order
     x = inputs.transpose(0, 1).contiguous()                                  # (T, B, I)
     for layer in range(gru.num_layers):
@@ -48,6 +53,38 @@ def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
         else:                                                                # inference: keep nothing
             x = layer_forward(*args, for_backward=False)[0]
     return (x * real.unsqueeze(-1).to(x.dtype)).transpose(0, 1)
+
+
+def reversed_rows_gru(gru, inputs, lengths, constant=None):
+    """bidirectional_gru through cuDNN without packing (any device; lengths >= 1). The forward
+    direction reads a row's real steps before its padding, so padding cannot reach them. The backward
+    direction reads each row with its real steps reversed in place (positions len-1, ..., 0, the
+    padding left where it is), so it too reads them first; the same permutation (its own inverse)
+    puts its outputs back in order."""
+    if constant is not None:
+        inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
+    positions = torch.arange(inputs.size(1), device=inputs.device)
+    real = positions < lengths[:, None]                                       # (B, T)
+    reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)  # (B, T)
+    x = inputs
+    for layer in range(gru.num_layers):
+        forward = _one_direction(gru, layer, "", x)
+        backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
+        x = torch.cat([forward, backward], dim=-1)
+    return x * real.unsqueeze(-1).to(x.dtype)
+
+
+def _reorder(x, index):
+    """x (B, T, d) with row b's positions taken in the order index[b] (B, T)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+def _one_direction(gru, layer, suffix, x):
+    """One direction ("" or "_reverse") of one layer of `gru` over x (B, T, d), from a zero state:
+    nn.GRU's own kernel (cuDNN on CUDA) run as a one-layer, one-direction GRU on those weights."""
+    weights = [getattr(gru, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    start = x.new_zeros(1, x.size(0), gru.hidden_size)
+    return _VF.gru(x, start, weights, True, 1, 0.0, gru.training, False, True)[0]
 
 
 def layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward):

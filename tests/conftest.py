@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root on sys.path, the raw data beside the checkout, a tiny
-SemEval-2014-format XML writer, and composed configs whose output paths point into tmp folders."""
+SemEval-2014-format XML writer, composed configs whose output paths point into tmp folders, and a
+tiny seeded CapsNet with random data (tiny_capsnet)."""
 import sys
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -108,3 +109,33 @@ def tiny_bert(tmp_path_factory):
                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
     BertModel(config).save_pretrained(folder)
     return folder
+
+
+def tiny_data(n=48, length=9, vocab=30, seed=0):
+    """Processed-array fields of n random ATSA instances (sentences of 3..length words)."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, length + 1, size=n).astype(np.int32)
+    sentence = np.zeros((n, length), dtype=np.int32)
+    for k, size in enumerate(lengths):
+        sentence[k, :size] = rng.integers(3, vocab, size=size)
+    context = sentence.copy()
+    context[:, 0] = 2  # the term (first word) replaced by the <aspect> marker
+    return {"sentence": sentence, "sentence_len": lengths, "context": context, "context_len": lengths,
+            "aspect": sentence[:, :1].copy(),
+            "aspect_len": np.ones(n, dtype=np.int32), "label": rng.integers(0, 3, size=n).astype(np.int64)}
+
+
+def tiny_capsnet(cfg):
+    """(a seeded CapsNet over 30 random 6-d word vectors, ABSADataset of tiny_data() for it)."""
+    import numpy as np
+    import torch
+
+    from src.dataset import ABSADataset
+    from src.models import DataInfo, build_model
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    model = build_model(cfg.model_name, cfg.model,
+                        DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
+                                 sentiment=rng.normal(size=(3, 6))))
+    return model, ABSADataset(tiny_data(), model.input_fields())

@@ -2,9 +2,8 @@
 import numpy as np
 import torch
 
-from conftest import compose_cfg
-from src.dataset import ABSADataset, make_eval_loader, make_loader
-from src.models import DataInfo, build_model
+from conftest import compose_cfg, tiny_capsnet
+from src.dataset import make_eval_loader, make_loader
 from train.trainer import fit, is_better, predict_scores
 
 
@@ -17,34 +16,11 @@ def test_selection_prefers_higher_accuracy_lower_loss_and_breaks_ties_on_macro_f
     assert not is_better(dict(a), a, "accuracy")  # an equal result keeps the earlier checkpoint
 
 
-def _tiny_data(n=48, length=9, vocab=30, seed=0):
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(3, length + 1, size=n).astype(np.int32)
-    sentence = np.zeros((n, length), dtype=np.int32)
-    for k, size in enumerate(lengths):
-        sentence[k, :size] = rng.integers(3, vocab, size=size)
-    context = sentence.copy()
-    context[:, 0] = 2  # the term (first word) replaced by the <aspect> marker
-    return {"sentence": sentence, "sentence_len": lengths, "context": context, "context_len": lengths,
-            "aspect": sentence[:, :1].copy(),
-            "aspect_len": np.ones(n, dtype=np.int32), "label": rng.integers(0, 3, size=n).astype(np.int64)}
-
-
-def _tiny_capsnet(cfg):
-    """(a seeded CapsNet over 30 random 6-d word vectors, ABSADataset of _tiny_data() for it)."""
-    rng = np.random.default_rng(0)
-    torch.manual_seed(0)
-    model = build_model(cfg.model_name, cfg.model,
-                        DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
-                                 sentiment=rng.normal(size=(3, 6))))
-    return model, ABSADataset(_tiny_data(), model.input_fields())
-
-
 def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
     cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.eval_every_steps=2",
                                               "train.bucket_by_length=false", "model.capsule_size=8",
                                               "model.dropout=0.0"])
-    model, data = _tiny_capsnet(cfg)
+    model, data = tiny_capsnet(cfg)
     loader = make_loader(data, 8, shuffle=True, seed=0)
     saved = []
     history, best, timing = fit(model, loader, make_loader(data, 16), cfg.train, torch.device("cpu"),
@@ -57,7 +33,7 @@ def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
 
 def test_length_sorted_evaluation_batches_give_scores_and_labels_in_dataset_order():
     cfg = compose_cfg("mams-atsa", overrides=["model.capsule_size=8", "model.dropout=0.0"])
-    model, data = _tiny_capsnet(cfg)
+    model, data = tiny_capsnet(cfg)
     loader = make_eval_loader(data, 8)
     first_batch = loader.batch_sampler[0]
     assert first_batch != list(range(8))                      # the batches really are reordered

@@ -41,6 +41,8 @@ class TrainConfig:
     bucket_chunk: int = spec(min=1)
     num_threads: Optional[int] = spec(min=1)
     amp_bf16: bool
+    cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
+    graph_width_multiple: int = spec(min=1)   # under CUDA graphs, batch widths round up to a multiple
     log_every: int = spec(min=1)
     tensorboard: bool                 # also write TensorBoard event files into the run folder
 

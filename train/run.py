@@ -13,6 +13,7 @@ from common.io import write_json
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
+from . import cuda_graphs
 from .api import SentimentClassifier
 from .checkpoint import check_fingerprints, load_checkpoint, save_checkpoint
 from .data import PreparedData
@@ -34,10 +35,12 @@ def datasets(data, cfg, fields, splits, device):
     return {s: ABSADataset(data.split(s), fields, cfg.data.limit).to(device) for s in splits}
 
 
-def make_train_loader(dataset, tcfg, seed):
-    """The shuffled training loader, bucketed by length when train.bucket_by_length is set."""
+def make_train_loader(dataset, tcfg, seed, graphed=False):
+    """The shuffled training loader, bucketed by length when train.bucket_by_length is set; under
+    CUDA graphs (`graphed`) its batch widths round up to a multiple of train.graph_width_multiple."""
     return make_loader(dataset, tcfg.batch_size, shuffle=True, seed=seed,
-                       bucket_chunk=tcfg.bucket_chunk if tcfg.bucket_by_length else None)
+                       bucket_chunk=tcfg.bucket_chunk if tcfg.bucket_by_length else None,
+                       width_multiple=tcfg.graph_width_multiple if graphed else 1)
 
 
 def train_job(cfg, seed, device_name="auto"):
@@ -55,7 +58,7 @@ def train_job(cfg, seed, device_name="auto"):
     model = build_model(cfg.model_name, cfg.model, data.info()).to(device)
     sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"), device)
     tcfg = cfg.train
-    train_loader = make_train_loader(sets["train"], tcfg, seed)
+    train_loader = make_train_loader(sets["train"], tcfg, seed, graphed=cuda_graphs.can_use(model, tcfg, device))
     val_loader = make_eval_loader(sets["val"], tcfg.eval_batch_size)
     test_loader = make_eval_loader(sets["test"], tcfg.eval_batch_size)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from data_process.fields import length_field
 
+from .cuda_graphs import GraphedSteps, can_use
 from .metrics import classification_metrics
 
 
@@ -61,12 +62,13 @@ def evaluate(model, loader, device, bf16=False):
     return metrics
 
 
-def make_optimizer(model, tcfg, total_steps):
-    """Adam over the model's parameter groups: the fused kernel on CUDA, the multi-tensor (foreach)
-    one on the CPU: the same update as the per-parameter loop, in fewer operations."""
+def make_optimizer(model, tcfg, total_steps, capturable=False):
+    """Adam over the model's parameter groups: the fused kernel on CUDA (`capturable`: its step count
+    kept on the device, so CUDA graphs can record it), the multi-tensor (foreach) one on the CPU: the
+    same update as the per-parameter loop, in fewer operations."""
     on_cuda = next(model.parameters()).is_cuda
-    optimizer = torch.optim.Adam(model.parameter_groups(tcfg.lr), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
-                                 **({"fused": True} if on_cuda else {"foreach": True}))
+    kind = {"fused": True, "capturable": capturable} if on_cuda else {"foreach": True}
+    optimizer = torch.optim.Adam(model.parameter_groups(tcfg.lr), lr=tcfg.lr, weight_decay=tcfg.weight_decay, **kind)
     warmup = int(tcfg.warmup_ratio * total_steps)
 
     def factor(step):  # linear warm-up, then linear decay to zero; constant when warmup is 0
@@ -88,16 +90,23 @@ def is_better(current, best, metric):
 
 def train_step(model, batch, optimizer, scheduler, grad_clip, device, bf16=False):
     """One optimiser step on a batch already on `device`; returns the loss tensor."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = update(model, batch, optimizer, grad_clip, device, bf16)
+    if scheduler is not None:
+        scheduler.step()
+    return loss
+
+
+def update(model, batch, optimizer, grad_clip, device, bf16=False):
+    """Forward, loss, backward, gradient clipping and the optimiser step, onto gradients that are
+    None (train_step; the body a CUDA graph records); returns the loss tensor."""
     with autocast(device, bf16):
         scores = model(batch)
     loss = model.loss(scores.float(), batch["label"])
-    optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    if scheduler is not None:
-        scheduler.step()
     return loss
 
 
@@ -108,12 +117,24 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     SummaryWriter) gets train/loss (mean since the last point) and train/lr every tcfg.log_every
     steps, and val/loss, val/accuracy, val/macro_f1 at every evaluation.
     The loss is summed on the device and read back only at logging points and epoch ends, so a
-    GPU step never waits for the host. Returns (per-epoch history, best validation metrics, timing)."""
+    GPU step never waits for the host. On CUDA, steps are replayed from CUDA graphs where
+    train/cuda_graphs.py's can_use allows (timing's cuda_graphs: how many were recorded).
+    Returns (per-epoch history, best validation metrics, timing)."""
     epochs, max_steps, eval_every = tcfg.epochs, tcfg.max_steps, tcfg.eval_every_steps
     metric = tcfg.select_metric
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
-    optimizer, scheduler = make_optimizer(model, tcfg, total)
+    graphed = can_use(model, tcfg, device)
+    optimizer, scheduler = make_optimizer(model, tcfg, total, capturable=graphed)
     bf16 = tcfg.amp_bf16
+    if graphed:
+        def body(batch):
+            return update(model, batch, optimizer, tcfg.grad_clip, device)
+        graphs = GraphedSteps(body, optimizer, scheduler, tcfg.batch_size, device)
+        step_on = graphs.step
+        log("training steps are replayed from CUDA graphs (train.cuda_graphs)")
+    else:
+        def step_on(batch):
+            return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
     tokens_field = length_field(model.input_fields()[0])
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
@@ -145,7 +166,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             samples += len(batch["label"])
             batch = move(batch, device)
             token_total += batch[tokens_field].sum()
-            loss = train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
+            loss = step_on(batch)
             loss_total += loss.detach()
             step += 1
             batches += 1
@@ -179,7 +200,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             break
     wall = time.perf_counter() - start
     timing = {"wall_seconds": round(wall, 1), "train_seconds": round(train_seconds, 1), "steps": step,
-              "validations": evaluations,
+              "validations": evaluations, "cuda_graphs": len(graphs.graphs) if graphed else 0,
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
     return history, best, timing

@@ -8,11 +8,12 @@ A model file defines one `ABSAModel` subclass with
     main sequence) and, for BERT models, how to build the BERT fields;
   - `__init__(cfg, info)`: build from its Config and a DataInfo;
   - `forward(batch) -> (B, num_classes)` scores (logits, or capsule lengths); the largest wins.
-`loss` and `probabilities` default to cross-entropy on logits and their softmax; capsule models
-override both. Optionally, `explanation(trace, batch) -> [Weights]` turns the weights its Traceable
-modules kept during `explain(batch)` (src/explain.py) into heat maps; models without attention or
-routing keep the default (nothing to show). The trainer, data layer and predict only ever talk to
-this interface.
+`cuda_graph_safe = True` lets the trainer replay its training steps from CUDA graphs (it must then
+never read a device value on the host, e.g. lengths for packing). `loss` and `probabilities`
+default to cross-entropy on logits and their softmax; capsule models override both. Optionally,
+`explanation(trace, batch) -> [Weights]` turns the weights its Traceable modules kept during
+`explain(batch)` (src/explain.py) into heat maps; models without attention or routing keep the
+default (nothing to show). The trainer, data layer and predict only ever talk to this interface.
 """
 import contextlib
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ class ABSAModel(Traceable, nn.Module):
     tasks = ("atsa", "acsa")
     Config = None
     score_kind = "logits"   # what forward's scores are ("capsule lengths" for capsule models)
+    cuda_graph_safe = False  # a training step has no host synchronisation and no data-dependent
+                             # shape, so CUDA graphs may record it (train/cuda_graphs.py)
 
     @classmethod
     def inputs(cls, cfg, task) -> InputSpec:

@@ -23,6 +23,7 @@ from .base import ABSAModel
 
 class CapsNet(ABSAModel):
     tasks = ("atsa", "acsa")
+    cuda_graph_safe = True   # its BiGRU on CUDA needs no lengths on the host (src/gru.py)
 
     @dataclass(frozen=True)
     class Config:

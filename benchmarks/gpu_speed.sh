@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Issue 12's GPU check as one script (device time is scarce): the CUDA tests, then CapsNet (paper
+# design, 20 epochs) on MAMS-ATSA and MAMS-ACSA: milliseconds per step for each way a step can run
+# (benchmarks/gpu_step.py), seeds 0-2 with training steps replayed from CUDA graphs (the default),
+# seed 0 again with them off (eager steps), and one table of the full runs' figures.
+# Runs from the repository root with the processed arrays under data/processed (the GPU machine has
+# no internet: preprocess elsewhere and carry them). Writes its logs and table under $OUT.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-$PWD/gpu_out}
+PY=${PYTHON:-python3}
+SEEDS=${SEEDS:-"0 1 2"}
+RUNS=${RUNS:-runs_gpu_speed}
+DEVICE=${DEVICE:-cuda}
+SET=${SET:-}                 # extra --set KEY=VALUE for every run (a smoke test of this script on a CPU)
+mkdir -p "$OUT"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+  git rev-parse --short HEAD 2>/dev/null || echo "commit: not a git checkout"
+} 2>&1 | tee "$OUT/env.txt"
+
+echo "== 1. CUDA tests"
+$PY -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_gru.py 2>&1 | tail -25 | tee "$OUT/tests.txt"
+
+echo "== 2. milliseconds per training step, each way a step can run (benchmarks/gpu_step.py)"
+for dataset in mams-atsa mams-acsa; do
+  $PY benchmarks/gpu_step.py --dataset "$dataset" 2>&1 | grep -v Warning
+done | tee "$OUT/gpu_step.txt"
+
+run() {   # dataset seed run_name [--set ...]
+  local dataset=$1 seed=$2 name=$3; shift 3
+  local start=$(date +%s%N)
+  $PY main.py --mode train --model capsnet --dataset "$dataset" --device "$DEVICE" --seed "$seed" \
+    --set "paths.runs=$RUNS" --set "run_name=$name" --set train.tensorboard=false $SET "$@" 2>&1 \
+    | grep -E "CUDA graphs|best:|Error|error" | tail -3
+  echo "$dataset $name seed $seed: process $(( ($(date +%s%N) - start) / 1000000 )) ms"
+}
+
+echo "== 3. capsnet, 20 epochs, CUDA graphs"
+for dataset in mams-atsa mams-acsa; do
+  for seed in $SEEDS; do run "$dataset" "$seed" capsnet-graphs; done
+done 2>&1 | tee "$OUT/graphs.txt"
+
+echo "== 4. capsnet, 20 epochs, eager steps (train.cuda_graphs=false), seed 0"
+for dataset in mams-atsa mams-acsa; do
+  run "$dataset" 0 capsnet-eager --set train.cuda_graphs=false
+done 2>&1 | tee "$OUT/eager.txt"
+
+echo "== 5. table"
+$PY - "$RUNS" <<'EOF' 2>&1 | tee "$OUT/table.txt"
+import json, statistics, sys
+from pathlib import Path
+rows = []
+for path in sorted(Path(sys.argv[1]).glob("*/*/seed*/metrics.json")):
+    m = json.loads(path.read_text())
+    t = m["timing"]
+    rows.append((m["dataset"], m["run_name"], m["seed"], m["test"]["accuracy"], m["test"]["macro_f1"],
+                 t["wall_seconds"], t["train_seconds"], t.get("cuda_graphs"), t["train_samples_per_second"],
+                 t["peak_memory_mib"], m["best_epoch"]))
+print("| dataset | run | seed | test acc | test F1 | fit wall s | train s | graphs | samples/s | peak MiB | best epoch |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(str(x) for x in r) + " |")
+for dataset in sorted({r[0] for r in rows}):
+    for name in sorted({r[1] for r in rows}):
+        sel = [r for r in rows if r[0] == dataset and r[1] == name]
+        if len(sel) > 1:
+            acc, wall = [r[3] for r in sel], [r[5] for r in sel]
+            print(f"{dataset} {name}: acc {statistics.mean(acc):.2f} ± {statistics.stdev(acc):.2f}, "
+                  f"fit wall {min(wall)}-{max(wall)} s over seeds {[r[2] for r in sel]}")
+EOF

@@ -1,0 +1,113 @@
+"""Milliseconds per CapsNet training step on CUDA, for each way a step can run: eager or replayed from
+CUDA graphs (train/cuda_graphs.py), with the BiGRU as the packed cuDNN GRU (the earlier CUDA path,
+which reads the lengths back to the host), one cuDNN GRU per direction with rows reversed in place
+(src/gru.py's CUDA path) or the hand-written stepwise passes (its CPU path). Prints one table;
+asserts nothing.
+
+    python benchmarks/gpu_step.py                       # capsnet, mams-atsa
+    python benchmarks/gpu_step.py --dataset mams-acsa --epochs 3
+
+Each variant builds the seeded model afresh and runs `--epochs` epochs over the same batches (cut
+once, widths rounded up to train.graph_width_multiple for every variant); the table reports the
+last epoch (the first records the graphs), timed with a synchronisation at both ends, and the mean
+loss of that epoch (the variants must agree closely).
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import src.models.capsnet as capsnet_module  # noqa: E402
+from src.gru import reversed_rows_gru, stepwise_gru  # noqa: E402
+from src.models import build_model  # noqa: E402
+from train.config import compose  # noqa: E402
+from train.cuda_graphs import GraphedSteps  # noqa: E402
+from train.data import PreparedData  # noqa: E402
+from train.run import datasets, make_train_loader, model_inputs  # noqa: E402
+from train.runtime import set_seed  # noqa: E402
+from train.trainer import make_optimizer, train_step, update  # noqa: E402
+
+
+def packed_gru(gru, inputs, lengths, constant=None):
+    """The earlier CUDA path: the packed nn.GRU (the lengths go to the host every step)."""
+    inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
+    packed = pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    return pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=inputs.size(1))[0]
+
+
+def clamped(gru_function):
+    """bidirectional_gru through one implementation, whatever the device."""
+    return lambda gru, inputs, lengths, constant=None: gru_function(gru, inputs, lengths.clamp(min=1), constant)
+
+
+ENCODERS = {"packed cuDNN": packed_gru, "reversed rows, cuDNN": clamped(reversed_rows_gru),
+            "stepwise (hand-written)": clamped(stepwise_gru)}
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
+    capsnet_module.bidirectional_gru = ENCODERS[encoder]
+    set_seed(0)
+    model = build_model(cfg.model_name, cfg.model, data.info()).to(device).train()
+    optimizer, scheduler = make_optimizer(model, cfg.train, epochs * len(batches), capturable=graphed)
+    if graphed:
+        steps = GraphedSteps(lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
+                             optimizer, scheduler, cfg.train.batch_size, device)
+        step = steps.step
+    else:
+        def step(batch):
+            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
+    for _ in range(epochs):
+        synchronize(device)
+        start = time.perf_counter()
+        total = torch.zeros((), device=device)
+        for batch in batches:
+            total += step(batch).detach()
+        synchronize(device)
+        seconds = time.perf_counter() - start
+    return seconds, float(total) / len(batches), len(steps.graphs) if graphed else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mams-atsa")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--device", default="cuda", help="cuda (cpu: a smoke test of this script, eager only)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cfg = compose("capsnet", args.dataset, None, args.overrides)
+    data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=lambda *_: None)
+    fields = build_model(cfg.model_name, cfg.model, data.info()).input_fields()
+    train = datasets(data, cfg, fields, ("train",), device)["train"]
+    batches = list(make_train_loader(train, cfg.train, seed=0, graphed=True))
+    print(f"capsnet on {args.dataset}: {len(batches)} batches of {cfg.train.batch_size}, "
+          f"{len({tuple(b[fields[0]].shape) for b in batches})} shapes; "
+          f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}")
+    print(f"| BiGRU | steps | ms / step | epoch s | 20 epochs s | mean loss (epoch {args.epochs}) | graphs |")
+    print("|---|---|---|---|---|---|---|")
+    # eager first; graphs last, the reversed-rows cuDNN variant last of all (a failed capture can
+    # leave the device unusable for what follows)
+    variants = [(encoder, False) for encoder in ENCODERS]
+    if device.type == "cuda":   # packing reads lengths on the host: no graph of it
+        variants += [("stepwise (hand-written)", True), ("reversed rows, cuDNN", True)]
+    for encoder, graphed in variants:
+        try:
+            seconds, loss, graphs = run_variant(cfg, data, encoder, graphed, batches, args.epochs, device)
+        except Exception as err:                          # report and go on: one table, every variant
+            print(f"| {encoder} | {'graphs' if graphed else 'eager'} | failed: {str(err).splitlines()[0][:80]} |")
+            continue
+        print(f"| {encoder} | {'graphs' if graphed else 'eager'} | {1000 * seconds / len(batches):.2f} | "
+              f"{seconds:.2f} | {20 * seconds:.1f} | {loss:.5f} | {graphs} |")
+
+if __name__ == "__main__":
+    main()

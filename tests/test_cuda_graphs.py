@@ -1,0 +1,115 @@
+"""CUDA graphs for training steps (train/cuda_graphs.py) and what they rely on: batch widths rounded
+up for fewer shapes (src/dataset.py), the sync-free BiGRU on CUDA (src/gru.py), and when they are used.
+The tests marked `cuda` need a GPU (CI has none; they run on the device machine, docs/RESULTS.md)."""
+import dataclasses
+
+import pytest
+import torch
+
+from conftest import compose_cfg, tiny_capsnet
+from src.dataset import make_loader
+from src.gru import bidirectional_gru
+from src.models import get_model_class
+from train.cuda_graphs import GraphedSteps, can_use
+from train.trainer import make_optimizer, train_step, update
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def tiny(overrides=()):
+    cfg = compose_cfg("mams-atsa", overrides=["model.capsule_size=8", "model.dropout=0.0", *overrides])
+    return cfg, *tiny_capsnet(cfg)
+
+
+def test_graphs_are_used_only_on_cuda_for_safe_models_at_a_constant_rate_without_bf16():
+    cfg, model, _ = tiny()
+    cuda_device, tcfg = torch.device("cuda"), cfg.train
+    assert tcfg.cuda_graphs and model.cuda_graph_safe
+    assert can_use(model, tcfg, cuda_device)
+    assert not can_use(model, tcfg, torch.device("cpu"))
+    assert not can_use(model, dataclasses.replace(tcfg, cuda_graphs=False), cuda_device)
+    assert not can_use(model, dataclasses.replace(tcfg, warmup_ratio=0.1), cuda_device)
+    assert not can_use(model, dataclasses.replace(tcfg, amp_bf16=True), cuda_device)
+    # models whose step reads lengths on the host (packed LSTMs) do not declare themselves safe
+    assert not get_model_class("lstm").cuda_graph_safe and not get_model_class("capsnet-bert").cuda_graph_safe
+
+
+def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
+    cfg, model, data = tiny()
+    exact = list(make_loader(data, 8))
+    rounded = list(make_loader(data, 8, width_multiple=4))
+    full = data.arrays["context"].size(1)                  # 9: widths round up to 4 or 8, or stop at 9
+    for a, b in zip(exact, rounded):
+        width = a["context"].size(1)
+        assert b["context"].size(1) == min(-(-width // 4) * 4, full)
+        assert torch.equal(b["context"][:, :width], a["context"]) and not b["context"][:, width:].any()
+        model.eval()
+        torch.testing.assert_close(model(b), model(a), rtol=1e-5, atol=1e-6)
+
+
+@cuda
+def test_reversed_rows_gru_on_cuda_matches_the_cpu_gru_with_gradients():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(12, 6, num_layers=2, bidirectional=True, batch_first=True)
+    inputs, constant = torch.randn(5, 11, 6), torch.randn(5, 6)
+    lengths = torch.tensor([11, 3, 1, 7, 10])
+    weights = torch.randn(5, 11, 12)
+
+    def run(device):
+        g = gru.to(device)
+        g.zero_grad()
+        x, c = inputs.to(device).requires_grad_(), constant.to(device).requires_grad_()
+        out = bidirectional_gru(g, x, lengths.to(device), c)
+        (out * weights.to(device)).sum().backward()
+        return [t.detach().cpu() for t in (out, x.grad, c.grad, *[p.grad for p in g.parameters()])]
+
+    expected = run("cpu")
+    got = run("cuda")
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@cuda
+def test_a_capsnet_training_step_on_cuda_never_waits_for_the_gpu():
+    cfg, model, data = tiny()
+    device = torch.device("cuda")
+    model.to(device)
+    data.to(device)
+    optimizer, scheduler = make_optimizer(model, cfg.train, 10, capturable=True)
+    batch = next(iter(make_loader(data, 8, width_multiple=8)))
+    train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)   # lazy state set up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step(model, batch, optimizer, None, cfg.train.grad_clip, device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@cuda
+def test_graphed_steps_train_as_eager_steps_do():
+    """Same initial weights, same batches (with a smaller last one, which stays eager), no dropout:
+    the graphed run ends with the weights of the eager run."""
+    device = torch.device("cuda")
+    results = []
+    for graphed in (False, True):
+        cfg, model, data = tiny()
+        model.to(device)
+        data.to(device)
+        optimizer, scheduler = make_optimizer(model, cfg.train, 100, capturable=True)
+        batches = list(make_loader(data, 20, width_multiple=8)) * 3    # 48 rows: 20, 20, then 8
+        losses = []
+        if graphed:
+            steps = GraphedSteps(lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
+                                 optimizer, scheduler, 20, device)
+            losses = [steps.step(b).item() for b in batches]
+            assert 1 <= len(steps.graphs) <= 2                     # full-size shapes only
+        else:
+            losses = [train_step(model, b, optimizer, scheduler, cfg.train.grad_clip, device).item()
+                      for b in batches]
+        results.append((losses, [p.detach().cpu() for p in model.parameters()]))
+    (eager_losses, eager_weights), (graph_losses, graph_weights) = results
+    assert eager_losses[0] != eager_losses[-1]                      # it trained
+    torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-6)
+    for a, b in zip(graph_weights, eager_weights):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
