@@ -2,7 +2,8 @@
 # Issue 12's GPU check as one script (device time is scarce): the CUDA tests, then CapsNet (paper
 # design, 20 epochs) on MAMS-ATSA and MAMS-ACSA: milliseconds per step for each way a step can run
 # (benchmarks/gpu_step.py), seeds 0-2 with training steps replayed from CUDA graphs (the default),
-# seed 0 again with them off (eager steps), and one table of the full runs' figures.
+# seed 0 again with them off (eager steps), benchmarks/train_speed.py's table, and one table of
+# the full runs' figures.
 # Runs from the repository root with the processed arrays under data/processed (the GPU machine has
 # no internet: preprocess elsewhere and carry them). Writes its logs and table under $OUT.
 set -u
@@ -10,6 +11,7 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-$PWD/gpu_out}
 PY=${PYTHON:-python3}
 SEEDS=${SEEDS:-"0 1 2"}
+EAGER=${EAGER:-"mams-atsa mams-acsa"}   # datasets of the eager comparison runs
 RUNS=${RUNS:-runs_gpu_speed}
 DEVICE=${DEVICE:-cuda}
 SET=${SET:-}                 # extra --set KEY=VALUE for every run (a smoke test of this script on a CPU)
@@ -43,11 +45,15 @@ for dataset in mams-atsa mams-acsa; do
 done 2>&1 | tee "$OUT/graphs.txt"
 
 echo "== 4. capsnet, 20 epochs, eager steps (train.cuda_graphs=false), seed 0"
-for dataset in mams-atsa mams-acsa; do
+for dataset in $EAGER; do
   run "$dataset" 0 capsnet-eager --set train.cuda_graphs=false
 done 2>&1 | tee "$OUT/eager.txt"
 
-echo "== 5. table"
+echo "== 5. benchmarks/train_speed.py"
+$PY benchmarks/train_speed.py --models capsnet --datasets mams-atsa,mams-acsa --devices "$DEVICE" --epochs 3 $SET \
+  2>&1 | grep -v Warning | tee "$OUT/train_speed.txt"
+
+echo "== 6. table of the 20-epoch runs"
 $PY - "$RUNS" <<'EOF' 2>&1 | tee "$OUT/table.txt"
 import json, statistics, sys
 from pathlib import Path
@@ -55,10 +61,13 @@ rows = []
 for path in sorted(Path(sys.argv[1]).glob("*/*/seed*/metrics.json")):
     m = json.loads(path.read_text())
     t = m["timing"]
+    g = t.get("cuda_graphs") or {}
+    graphs = f"{g['training']} + {g['validation']} ({g['record_seconds']} s)" if g else "none"
     rows.append((m["dataset"], m["run_name"], m["seed"], m["test"]["accuracy"], m["test"]["macro_f1"],
-                 t["wall_seconds"], t["train_seconds"], t.get("cuda_graphs"), t["train_samples_per_second"],
+                 t["wall_seconds"], t["train_seconds"], graphs, t["train_samples_per_second"],
                  t["peak_memory_mib"], m["best_epoch"]))
-print("| dataset | run | seed | test acc | test F1 | fit wall s | train s | graphs | samples/s | peak MiB | best epoch |")
+print("| dataset | run | seed | test acc | test F1 | fit wall s | train s | graphs: train + val (recording) "
+      "| samples/s | peak MiB | best epoch |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(str(x) for x in r) + " |")

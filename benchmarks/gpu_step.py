@@ -1,8 +1,8 @@
 """Milliseconds per CapsNet training step on CUDA, for each way a step can run: eager or replayed from
 CUDA graphs (train/cuda_graphs.py), with the BiGRU as the packed cuDNN GRU (the earlier CUDA path,
-which reads the lengths back to the host), one cuDNN GRU per direction with rows reversed in place
-(src/gru.py's CUDA path) or the hand-written stepwise passes (its CPU path). Prints one table;
-asserts nothing.
+which reads the lengths back to the host), one cuDNN GRU per direction with rows reversed in place,
+one bidirectional cuDNN GRU per layer holding the state through padding (src/gru.py's CUDA path)
+or the hand-written stepwise passes (its CPU path). Prints one table; asserts nothing.
 
     python benchmarks/gpu_step.py                       # capsnet, mams-atsa
     python benchmarks/gpu_step.py --dataset mams-acsa --epochs 3
@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import src.models.capsnet as capsnet_module  # noqa: E402
-from src.gru import reversed_rows_gru, stepwise_gru  # noqa: E402
+from src.gru import held_state_gru, reversed_rows_gru, stepwise_gru  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.cuda_graphs import GraphedSteps  # noqa: E402
@@ -46,7 +46,7 @@ def clamped(gru_function):
 
 
 ENCODERS = {"packed cuDNN": packed_gru, "reversed rows, cuDNN": clamped(reversed_rows_gru),
-            "stepwise (hand-written)": clamped(stepwise_gru)}
+            "stepwise (hand-written)": clamped(stepwise_gru), "held state, cuDNN": clamped(held_state_gru)}
 
 
 def synchronize(device):
@@ -95,11 +95,10 @@ def main():
           f"{torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}")
     print(f"| BiGRU | steps | ms / step | epoch s | 20 epochs s | mean loss (epoch {args.epochs}) | graphs |")
     print("|---|---|---|---|---|---|---|")
-    # eager first; graphs last, the reversed-rows cuDNN variant last of all (a failed capture can
-    # leave the device unusable for what follows)
+    # eager first, graphs last (a failed capture can leave the device unusable for what follows)
     variants = [(encoder, False) for encoder in ENCODERS]
     if device.type == "cuda":   # packing reads lengths on the host: no graph of it
-        variants += [("stepwise (hand-written)", True), ("reversed rows, cuDNN", True)]
+        variants += [(encoder, True) for encoder in ENCODERS if encoder != "packed cuDNN"]
     for encoder, graphed in variants:
         try:
             seconds, loss, graphs = run_variant(cfg, data, encoder, graphed, batches, args.epochs, device)

@@ -5,10 +5,10 @@ nn.GRU `gru` gives over the packed batch: both directions' states, (B, T, 2H), z
 length, so padding never changes a result. `constant` (B, C), if given, is appended to every step's
 input (CapsNet's aspect vector, Eq. 2: the GRU reads [E_i ; a]).
 
-On CUDA (`reversed_rows_gru`) each direction of each layer is its own one-layer cuDNN GRU over the
-padded batch, the backward one reading every row's real steps reversed in place: no packing, so no
-lengths read back to the host and fixed shapes, which CUDA graphs need (train/cuda_graphs.py). On a
-CPU (`stepwise_gru`) `BiGRULayer` runs each layer: a hand-written forward and backward pass over the padded batch.
+On CUDA (`held_state_gru`) each layer is one bidirectional cuDNN GRU over the padded batch, with one
+more input feature that holds the state through padded steps: no packing, so no lengths read back
+to the host, and fixed shapes, which CUDA graphs need (train/cuda_graphs.py). On a CPU
+(`stepwise_gru`) `BiGRULayer` runs each layer: a hand-written forward and backward pass over the padded batch.
 At 50 hidden units a GRU step is a few tiny operations, and the packed CPU GRU spends most of its
 time on per-operation and autograd overhead; BiGRULayer
 - computes the input projections of every step and both directions up front, as one matrix product
@@ -34,7 +34,7 @@ def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):
     if gru.dropout:
         raise ValueError("bidirectional_gru: an nn.GRU with dropout between its layers is not supported")
     lengths = lengths.clamp(min=1)
-    run = stepwise_gru if inputs.device.type == "cpu" else reversed_rows_gru
+    run = stepwise_gru if inputs.device.type == "cpu" else held_state_gru
     return run(gru, inputs, lengths, constant)
 
 
@@ -53,6 +53,37 @@ def stepwise_gru(gru, inputs, lengths, constant=None):
         else:                                                                # inference: keep nothing
             x = layer_forward(*args, for_backward=False)[0]
     return (x * real.unsqueeze(-1).to(x.dtype)).transpose(0, 1)
+
+
+HOLD = 1e4   # added to a padded step's update-gate pre-activation: sigmoid(HOLD) is exactly 1
+
+
+def held_state_gru(gru, inputs, lengths, constant=None):
+    """bidirectional_gru as one bidirectional nn.GRU kernel (cuDNN on CUDA) per layer over the padded
+    batch (any device; lengths >= 1). Every step's input gets one more feature, 1 on padded steps
+    and 0 on real ones, weighted HOLD on the update gate and 0 on the others: a padded step has
+    z = 1, so it keeps the state it was given (as BiGRULayer's +inf does). The backward direction,
+    which reads a row's padding first, so starts its real steps from the zero state, as the packed
+    GRU does; no gradient crosses a padded step's gates (z(1 - z) = 0, 1 - z = 0). Real inputs
+    are zeroed on padded steps, so the padding's own values cannot outweigh HOLD."""
+    positions = torch.arange(inputs.size(1), device=inputs.device)
+    real = (positions < lengths[:, None]).unsqueeze(-1).to(inputs.dtype)     # (B, T, 1)
+    padded = 1 - real
+    x = inputs * real
+    if constant is not None:
+        x = torch.cat([x, constant.unsqueeze(1).expand(-1, x.size(1), -1)], dim=-1)
+    hidden = gru.hidden_size
+    hold = inputs.new_zeros(3 * hidden, 1)                   # gate rows r, z, n: HOLD on z only
+    hold[hidden:2 * hidden] = HOLD
+    start = inputs.new_zeros(2, inputs.size(0), hidden)
+    for layer in range(gru.num_layers):
+        weights = []
+        for suffix in ("", "_reverse"):
+            w_ih, w_hh, b_ih, b_hh = (getattr(gru, f"{name}_l{layer}{suffix}")
+                                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            weights += [torch.cat([w_ih, hold], dim=1), w_hh, b_ih, b_hh]
+        x = _VF.gru(torch.cat([x, padded], dim=-1), start, weights, True, 1, 0.0, gru.training, True, True)[0]
+    return x * real
 
 
 def reversed_rows_gru(gru, inputs, lengths, constant=None):

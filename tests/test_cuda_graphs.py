@@ -1,17 +1,18 @@
-"""CUDA graphs for training steps (train/cuda_graphs.py) and what they rely on: batch widths rounded
-up for fewer shapes (src/dataset.py), the sync-free BiGRU on CUDA (src/gru.py), and when they are used.
-The tests marked `cuda` need a GPU (CI has none; they run on the device machine, docs/RESULTS.md)."""
+"""CUDA graphs for training steps and validation forwards (train/cuda_graphs.py) and what they rely
+on: batch widths rounded up for fewer shapes (src/dataset.py), the sync-free BiGRU on CUDA
+(src/gru.py), and when they are used. The tests marked `cuda` need a GPU (CI has none; they run on
+the device machine: benchmarks/gpu_speed.sh, results in docs/RESULTS.md)."""
 import dataclasses
 
 import pytest
 import torch
 
 from conftest import compose_cfg, tiny_capsnet
-from src.dataset import make_loader
+from src.dataset import make_eval_loader, make_loader
 from src.gru import bidirectional_gru
 from src.models import get_model_class
-from train.cuda_graphs import GraphedSteps, can_use
-from train.trainer import make_optimizer, train_step, update
+from train.cuda_graphs import GraphedForward, GraphedSteps, can_use
+from train.trainer import make_optimizer, predict_scores, train_step, update
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -48,7 +49,7 @@ def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
 
 
 @cuda
-def test_reversed_rows_gru_on_cuda_matches_the_cpu_gru_with_gradients():
+def test_the_cuda_gru_matches_the_cpu_gru_with_gradients():
     torch.manual_seed(0)
     gru = torch.nn.GRU(12, 6, num_layers=2, bidirectional=True, batch_first=True)
     inputs, constant = torch.randn(5, 11, 6), torch.randn(5, 6)
@@ -58,7 +59,8 @@ def test_reversed_rows_gru_on_cuda_matches_the_cpu_gru_with_gradients():
     def run(device):
         g = gru.to(device)
         g.zero_grad()
-        x, c = inputs.to(device).requires_grad_(), constant.to(device).requires_grad_()
+        x = inputs.to(device).detach().requires_grad_()        # fresh leaves on either device
+        c = constant.to(device).detach().requires_grad_()
         out = bidirectional_gru(g, x, lengths.to(device), c)
         (out * weights.to(device)).sum().backward()
         return [t.detach().cpu() for t in (out, x.grad, c.grad, *[p.grad for p in g.parameters()])]
@@ -113,3 +115,24 @@ def test_graphed_steps_train_as_eager_steps_do():
     torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-6)
     for a, b in zip(graph_weights, eager_weights):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@cuda
+def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_weights():
+    cfg, model, data = tiny()
+    device = torch.device("cuda")
+    model.to(device)
+    data.to(device)
+    loader = make_eval_loader(data, 16)
+    shapes = {GraphedForward.key(b) for b in loader}
+    forward = GraphedForward(model, device)
+    eager = predict_scores(model, loader, device)[0]
+    for _ in range(2):                      # a shape's first batch runs eagerly, its second is recorded
+        graphed = predict_scores(model, loader, device, forward=forward)[0]
+    assert len(forward.graphs) == len(shapes)
+    torch.testing.assert_close(graphed, eager, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():                   # training changes the weights in place: replays follow
+        for p in model.parameters():
+            p.mul_(0.9)
+    torch.testing.assert_close(predict_scores(model, loader, device, forward=forward)[0],
+                               predict_scores(model, loader, device)[0], rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from data_process.fields import length_field
 
-from .cuda_graphs import GraphedSteps, can_use
+from .cuda_graphs import GraphedForward, GraphedSteps, can_use
 from .metrics import classification_metrics
 
 
@@ -30,15 +30,17 @@ def autocast(device, enabled):
 
 
 @torch.no_grad()
-def predict_scores(model, loader, device, bf16=False):
+def predict_scores(model, loader, device, bf16=False, forward=None):
     """(scores (N, C) float32 on CPU, labels (N,)) over a loader, in eval mode, in dataset order (a
-    loader of LengthSortedBatches yields another order; its results are put back)."""
+    loader of LengthSortedBatches yields another order; its results are put back). `forward`, if
+    given, computes model(batch) (a GraphedForward)."""
     model.eval()
+    forward = forward or model
     scores, labels = [], []
     for batch in loader:
         batch = move(batch, device)
         with autocast(device, bf16):
-            out = model(batch)
+            out = forward(batch)
         scores.append(out.float().cpu())
         labels.append(batch["label"].cpu())
     scores, labels = torch.cat(scores), torch.cat(labels)
@@ -55,8 +57,8 @@ def _unsort(values, order):
     return restored
 
 
-def evaluate(model, loader, device, bf16=False):
-    scores, labels = predict_scores(model, loader, device, bf16)
+def evaluate(model, loader, device, bf16=False, forward=None):
+    scores, labels = predict_scores(model, loader, device, bf16, forward)
     metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy())
     metrics["loss"] = round(float(model.loss(scores, labels)), 5)
     return metrics
@@ -99,7 +101,7 @@ def train_step(model, batch, optimizer, scheduler, grad_clip, device, bf16=False
 
 def update(model, batch, optimizer, grad_clip, device, bf16=False):
     """Forward, loss, backward, gradient clipping and the optimiser step, onto gradients that are
-    None (train_step; the body a CUDA graph records); returns the loss tensor."""
+    None (train_step; the body a CUDA graph records); returns the loss (detached)."""
     with autocast(device, bf16):
         scores = model(batch)
     loss = model.loss(scores.float(), batch["label"])
@@ -107,7 +109,7 @@ def update(model, batch, optimizer, grad_clip, device, bf16=False):
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return loss
+    return loss.detach()     # holds nothing of the autograd graph
 
 
 def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, writer=None):
@@ -118,7 +120,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     steps, and val/loss, val/accuracy, val/macro_f1 at every evaluation.
     The loss is summed on the device and read back only at logging points and epoch ends, so a
     GPU step never waits for the host. On CUDA, steps are replayed from CUDA graphs where
-    train/cuda_graphs.py's can_use allows (timing's cuda_graphs: how many were recorded).
+    train/cuda_graphs.py's can_use allows, and so are validation forwards (timing's cuda_graphs:
+    how many were recorded, and the host time it took).
     Returns (per-epoch history, best validation metrics, timing)."""
     epochs, max_steps, eval_every = tcfg.epochs, tcfg.max_steps, tcfg.eval_every_steps
     metric = tcfg.select_metric
@@ -130,9 +133,11 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         def body(batch):
             return update(model, batch, optimizer, tcfg.grad_clip, device)
         graphs = GraphedSteps(body, optimizer, scheduler, tcfg.batch_size, device)
-        step_on = graphs.step
+        step_on, forward = graphs.step, GraphedForward(model, device)
         log("training steps are replayed from CUDA graphs (train.cuda_graphs)")
     else:
+        forward = None
+
         def step_on(batch):
             return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
     tokens_field = length_field(model.input_fields()[0])
@@ -144,7 +149,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     def validate(epoch):
         nonlocal best, evaluations
         evaluations += 1
-        val = dict(evaluate(model, val_loader, device, bf16), epoch=epoch, step=step)
+        val = dict(evaluate(model, val_loader, device, bf16, forward), epoch=epoch, step=step)
         if writer is not None:
             for name in ("loss", "accuracy", "macro_f1"):
                 writer.add_scalar(f"val/{name}", val[name], step)
@@ -200,7 +205,10 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             break
     wall = time.perf_counter() - start
     timing = {"wall_seconds": round(wall, 1), "train_seconds": round(train_seconds, 1), "steps": step,
-              "validations": evaluations, "cuda_graphs": len(graphs.graphs) if graphed else 0,
+              "validations": evaluations,
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
+    if graphed:
+        timing["cuda_graphs"] = {"training": len(graphs.graphs), "validation": len(forward.graphs),
+                                 "record_seconds": round(graphs.record_seconds + forward.record_seconds, 2)}
     return history, best, timing
