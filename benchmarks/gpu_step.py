@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 import torch
+from torch import _VF
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import src.models.capsnet as capsnet_module  # noqa: E402
-from src.gru import held_state_gru, reversed_rows_gru, stepwise_gru  # noqa: E402
+from src.gru import held_state_gru, stepwise_gru  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.cuda_graphs import GraphedSteps  # noqa: E402
@@ -38,6 +39,39 @@ def packed_gru(gru, inputs, lengths, constant=None):
     inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
     packed = pack_padded_sequence(inputs, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
     return pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=inputs.size(1))[0]
+
+
+def reversed_rows_gru(gru, inputs, lengths, constant=None):
+    """The first sync-free CUDA path (commit 245ce3c), src/gru.py's bidirectional_gru through cuDNN
+    without packing (any device; lengths >= 1), two one-direction calls per layer. The forward
+    direction reads a row's real steps before its padding, so padding cannot reach them. The backward
+    direction reads each row with its real steps reversed in place (positions len-1, ..., 0, the
+    padding left where it is), so it too reads them first; the same permutation (its own inverse)
+    puts its outputs back in order."""
+    if constant is not None:
+        inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
+    positions = torch.arange(inputs.size(1), device=inputs.device)
+    real = positions < lengths[:, None]                                       # (B, T)
+    reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)  # (B, T)
+    x = inputs
+    for layer in range(gru.num_layers):
+        forward = _one_direction(gru, layer, "", x)
+        backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
+        x = torch.cat([forward, backward], dim=-1)
+    return x * real.unsqueeze(-1).to(x.dtype)
+
+
+def _reorder(x, index):
+    """x (B, T, d) with row b's positions taken in the order index[b] (B, T)."""
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+def _one_direction(gru, layer, suffix, x):
+    """One direction ("" or "_reverse") of one layer of `gru` over x (B, T, d), from a zero state:
+    nn.GRU's own kernel (cuDNN on CUDA) run as a one-layer, one-direction GRU on those weights."""
+    weights = [getattr(gru, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    start = x.new_zeros(1, x.size(0), gru.hidden_size)
+    return _VF.gru(x, start, weights, True, 1, 0.0, gru.training, False, True)[0]
 
 
 def clamped(gru_function):

@@ -86,38 +86,6 @@ def held_state_gru(gru, inputs, lengths, constant=None):
     return x * real
 
 
-def reversed_rows_gru(gru, inputs, lengths, constant=None):
-    """bidirectional_gru through cuDNN without packing (any device; lengths >= 1). The forward
-    direction reads a row's real steps before its padding, so padding cannot reach them. The backward
-    direction reads each row with its real steps reversed in place (positions len-1, ..., 0, the
-    padding left where it is), so it too reads them first; the same permutation (its own inverse)
-    puts its outputs back in order."""
-    if constant is not None:
-        inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
-    positions = torch.arange(inputs.size(1), device=inputs.device)
-    real = positions < lengths[:, None]                                       # (B, T)
-    reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)  # (B, T)
-    x = inputs
-    for layer in range(gru.num_layers):
-        forward = _one_direction(gru, layer, "", x)
-        backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
-        x = torch.cat([forward, backward], dim=-1)
-    return x * real.unsqueeze(-1).to(x.dtype)
-
-
-def _reorder(x, index):
-    """x (B, T, d) with row b's positions taken in the order index[b] (B, T)."""
-    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
-
-
-def _one_direction(gru, layer, suffix, x):
-    """One direction ("" or "_reverse") of one layer of `gru` over x (B, T, d), from a zero state:
-    nn.GRU's own kernel (cuDNN on CUDA) run as a one-layer, one-direction GRU on those weights."""
-    weights = [getattr(gru, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    start = x.new_zeros(1, x.size(0), gru.hidden_size)
-    return _VF.gru(x, start, weights, True, 1, 0.0, gru.training, False, True)[0]
-
-
 def layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward):
     """BiGRULayer's forward pass: (output (T, B, 2H), the per-step values the backward pass reads:
     W_h h with b_hn added to its n part, gates r and z, n, h, each (T, 2, B, .)). Without

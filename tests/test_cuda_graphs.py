@@ -66,9 +66,10 @@ def test_the_cuda_gru_matches_the_cpu_gru_with_gradients():
         return [t.detach().cpu() for t in (out, x.grad, c.grad, *[p.grad for p in g.parameters()])]
 
     expected = run("cpu")
-    got = run("cuda")
-    for a, b in zip(got, expected):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):   # float32 arithmetic, not TF32
+        got = run("cuda")
+    for a, b in zip(got, expected):    # float32 sums in another order: weight gradients differ by ~1e-5
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 @cuda

@@ -1,16 +1,14 @@
-"""src/gru.py: the ways CapsNet can run its BiGRU -- the hand-written forward and backward pass (CPU),
-one unpacked bidirectional nn.GRU kernel per layer with the state held through padding (CUDA), and
-one kernel per direction with rows reversed in place, the last two checked here on the CPU's kernel
--- compute what nn.GRU computes over a packed batch (outputs and every gradient) and are
-padding-invariant."""
+"""src/gru.py: both ways CapsNet runs its BiGRU -- the hand-written forward and backward pass (CPU)
+and one unpacked bidirectional nn.GRU kernel per layer with the state held through padding (CUDA,
+checked here on the CPU's kernel; tests/test_cuda_graphs.py checks it on cuDNN) -- compute what
+nn.GRU computes over a packed batch (outputs and every gradient) and are padding-invariant."""
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from src.gru import bidirectional_gru, held_state_gru, reversed_rows_gru, stepwise_gru
+from src.gru import bidirectional_gru, held_state_gru, stepwise_gru
 
-IMPLEMENTATIONS = {"hand-written (CPU)": stepwise_gru, "held state (CUDA)": held_state_gru,
-                   "reversed rows": reversed_rows_gru}
+IMPLEMENTATIONS = {"hand-written (CPU)": stepwise_gru, "held state (CUDA)": held_state_gru}
 
 
 def packed_reference(gru, inputs, lengths, constant=None):
