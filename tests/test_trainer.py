@@ -42,3 +42,32 @@ def test_length_sorted_evaluation_batches_give_scores_and_labels_in_dataset_orde
     file_scores, file_labels = predict_scores(model, make_loader(data, 8), torch.device("cpu"))
     assert torch.equal(sorted_labels, file_labels)
     torch.testing.assert_close(sorted_scores, file_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_train_loss_points_average_every_step_since_the_previous_point_across_epochs():
+    cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.log_every=4",
+                                              "train.bucket_by_length=false", "model.capsule_size=8"])
+    model, data = tiny_capsnet(cfg)               # 48 rows: 6 steps an epoch, points at steps 4, 8, 12
+    losses, loss = [], model.loss
+
+    def recording_loss(scores, labels):
+        value = loss(scores, labels)
+        losses.append(float(value.detach()))
+        return value
+    model.loss = recording_loss
+
+    class Writer:
+        points = {}
+
+        def add_scalar(self, tag, value, step):
+            if tag == "train/loss":
+                self.points[step] = value
+    writer = Writer()
+    fit(model, make_loader(data, 8, shuffle=True, seed=0), make_loader(data, 16), cfg.train, torch.device("cpu"),
+        lambda *_: None, log=lambda *_: None, writer=writer)
+    train_losses = [value for k, value in enumerate(losses) if k not in {6, 13}]  # minus the 2 validations
+    assert len(train_losses) == 12
+    expected = {4: np.mean(train_losses[0:4]), 8: np.mean(train_losses[4:8]), 12: np.mean(train_losses[8:12])}
+    assert writer.points.keys() == expected.keys()
+    for step, value in expected.items():
+        assert abs(writer.points[step] - value) < 1e-6, step

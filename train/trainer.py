@@ -160,11 +160,12 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         model.train()
         return val, improved
 
+    window_steps, carried_loss = 0, 0.0   # train/loss window: steps and loss from earlier epochs
     for epoch in range(1, epochs + 1):
         model.train()
         loss_total, batches, epoch_train = torch.zeros((), device=device), 0, 0.0
         token_total = torch.zeros((), dtype=torch.long, device=device)
-        window_start, window_steps = 0.0, 0   # epoch loss sum and step count at the last logging point
+        window_start = 0.0   # the epoch's loss sum at its last logging point
         mark = time.perf_counter()
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None)
         for batch in bar:
@@ -175,14 +176,15 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             loss_total += loss.detach()
             step += 1
             batches += 1
-            window_steps += 1
+            window_steps += 1    # steps since the last logging point, across epochs
             if step % tcfg.log_every == 0:
                 loss_sum = loss_total.item()
                 bar.set_postfix(loss=f"{loss_sum / batches:.4f}")
                 if writer is not None:
-                    writer.add_scalar("train/loss", (loss_sum - window_start) / window_steps, step)
+                    window_loss = carried_loss + loss_sum - window_start
+                    writer.add_scalar("train/loss", window_loss / window_steps, step)
                     writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-                window_start, window_steps = loss_sum, 0
+                window_start, window_steps, carried_loss = loss_sum, 0, 0.0
             if max_steps and step >= max_steps:
                 break
             if eval_every and step % eval_every == 0 and batches < len(train_loader):
@@ -190,6 +192,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
                 validate(epoch)
                 mark = time.perf_counter()
         loss_sum = loss_total.item()   # waits for the epoch's last step
+        carried_loss += loss_sum - window_start   # the steps after the last logging point
         tokens += int(token_total)
         epoch_train += time.perf_counter() - mark
         train_seconds += epoch_train
