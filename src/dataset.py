@@ -5,6 +5,7 @@ A split is a few MB of integer arrays, so on a GPU it is moved there once (`ABSA
 batches are cut on the device: no per-batch host-to-device copy. Batch widths come from a host copy
 of the lengths, so cutting a batch never waits for the device."""
 import functools
+import math
 
 import numpy as np
 import torch
@@ -55,8 +56,10 @@ class ABSADataset(Dataset):
         """The batch of these rows; each padded field cut to its longest real length, rounded up to
         a multiple of `width_multiple` (fewer distinct shapes, for CUDA graphs)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        widths = {name: -(-max(int(lengths.index_select(0, idx).max()), 1) // width_multiple) * width_multiple
-                  for name, lengths in self.host_lengths.items()}
+        widths = {}
+        for name, lengths in self.host_lengths.items():
+            longest = max(int(lengths.index_select(0, idx).max()), 1)
+            widths[name] = math.ceil(longest / width_multiple) * width_multiple
         device = self.arrays["label"].device
         if device.type == "cuda":   # from pinned memory without waiting: the host runs ahead of the GPU
             idx = idx.pin_memory().to(device, non_blocking=True)

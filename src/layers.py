@@ -33,21 +33,6 @@ def masked_softmax(scores, mask, dim=-1):
     return weights.masked_fill(~mask, 0.0)
 
 
-class UniformDropout(nn.Dropout):
-    """nn.Dropout (zero each entry with probability p, scale the rest by 1 / (1 - p)) whose mask, on
-    a CPU, keeps the entries whose uniform draw is at least p: the same distribution, drawn several
-    times faster than by the bernoulli_ nn.Dropout uses there (CapsNet's three dropouts were a
-    seventh of its CPU step). On other devices, and in eval mode, it is nn.Dropout."""
-
-    def forward(self, x):
-        if not self.training or self.p == 0 or x.device.type != "cpu":
-            return super().forward(x)
-        if self.p == 1:
-            return x * 0.0
-        keep = torch.rand_like(x).ge_(self.p)              # 1.0 with probability 1 - p, else 0.0
-        return x * keep.mul_(1.0 / (1.0 - self.p))
-
-
 class BilinearAttention(nn.Module):
     """u_i = softmax_i(p_i W c) over the real (non-padding) positions (Eq. 4, aspect-aware normalisation)."""
 

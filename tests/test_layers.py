@@ -227,22 +227,3 @@ def test_capsule_head_keeps_the_primary_capsules_where_the_shortcut_does_not_app
     assert not CapsuleHead(600, 300, 300, 3, 4.0, 0.0).in_state_space               # states wider
     assert not CapsuleHead(10, 5, 16, 3, 4.0, 0.0, routing="dynamic").in_state_space
     assert not CapsuleHead(10, 5, 16, 3, 4.0, 0.0, capsule_dropout=0.1).in_state_space
-
-
-def test_uniform_dropout_keeps_one_minus_p_scaled_and_is_nn_dropout_elsewhere():
-    from src.layers import UniformDropout
-    drop = UniformDropout(0.3)
-    x = torch.ones(200, 500, requires_grad=True)
-    torch.manual_seed(0)
-    y = drop(x)
-    kept = y != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.005               # keep probability 1 - p
-    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))  # kept entries scaled by 1 / (1 - p)
-    y.sum().backward()
-    assert torch.equal(x.grad, y.detach())                              # gradient: the same mask
-    torch.manual_seed(0)
-    assert torch.equal(drop(x), y)                                      # a seed fixes the mask
-    drop.eval()
-    assert torch.equal(drop(x), x)
-    assert torch.equal(UniformDropout(0.0).train()(x), x)
-    assert not UniformDropout(1.0).train()(x).any()
