@@ -8,9 +8,9 @@ input (CapsNet's aspect vector, Eq. 2: the GRU reads [E_i ; a]).
 On CUDA (`held_state_gru`) each layer is one bidirectional cuDNN GRU over the padded batch, with one
 more input feature that holds the state through padded steps: no packing, so no lengths read back
 to the host, and fixed shapes, which CUDA graphs need (train/cuda_graphs.py). On a CPU
-(`stepwise_gru`) `BiGRULayer` runs each layer: a hand-written forward and backward pass over the padded batch.
-At 50 hidden units a GRU step is a few tiny operations, and the packed CPU GRU spends most of its
-time on per-operation and autograd overhead; BiGRULayer
+(`stepwise_gru`) `BiGRULayer` runs each layer: a hand-written forward and backward pass over the
+padded batch. At 50 hidden units a GRU step is a few tiny operations, and the packed CPU GRU spends
+most of its time on per-operation and autograd overhead; BiGRULayer
 - computes the input projections of every step and both directions up front, as one matrix product
   (the constant part once per sentence, not once per word);
 - runs the two directions together, one batched product per step (the backward direction reads the
@@ -21,6 +21,8 @@ time on per-operation and autograd overhead; BiGRULayer
 The cell, as nn.GRU's: r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W_iz x + b_iz + W_hz h
 + b_hz), n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) * n + z * h.
 """
+import warnings
+
 import torch
 import torch.nn as nn
 from torch import _VF
@@ -62,10 +64,12 @@ def held_state_gru(gru, inputs, lengths, constant=None):
     """bidirectional_gru as one bidirectional nn.GRU kernel (cuDNN on CUDA) per layer over the padded
     batch (any device; lengths >= 1). Every step's input gets one more feature, 1 on padded steps
     and 0 on real ones, weighted HOLD on the update gate and 0 on the others: a padded step has
-    z = 1, so it keeps the state it was given (as BiGRULayer's +inf does). The backward direction,
-    which reads a row's padding first, so starts its real steps from the zero state, as the packed
-    GRU does; no gradient crosses a padded step's gates (z(1 - z) = 0, 1 - z = 0). Real inputs
-    are zeroed on padded steps, so the padding's own values cannot outweigh HOLD."""
+    z = 1, so it keeps the state it was given (as BiGRULayer's +inf does). The backward direction
+    reads a row's padding first, so it starts the row's real steps from the zero state, as the
+    packed GRU does; no gradient crosses a padded step's gates (z(1 - z) = 0, 1 - z = 0). The
+    inputs are zeroed on padded steps, so the padding's own values cannot outweigh HOLD. The
+    weights, widened by that column, are not the module's flat cuDNN buffer: cuDNN copies them in
+    at each call (a few small copies), and its warning that it does so is silenced."""
     positions = torch.arange(inputs.size(1), device=inputs.device)
     real = (positions < lengths[:, None]).unsqueeze(-1).to(inputs.dtype)     # (B, T, 1)
     padded = 1 - real
@@ -82,7 +86,9 @@ def held_state_gru(gru, inputs, lengths, constant=None):
             w_ih, w_hh, b_ih, b_hh = (getattr(gru, f"{name}_l{layer}{suffix}")
                                       for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
             weights += [torch.cat([w_ih, hold], dim=1), w_hh, b_ih, b_hh]
-        x = _VF.gru(torch.cat([x, padded], dim=-1), start, weights, True, 1, 0.0, gru.training, True, True)[0]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            x = _VF.gru(torch.cat([x, padded], dim=-1), start, weights, True, 1, 0.0, gru.training, True, True)[0]
     return x * real
 
 
