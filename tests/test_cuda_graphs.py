@@ -22,6 +22,13 @@ def tiny(overrides=()):
     return cfg, *tiny_capsnet(cfg)
 
 
+def tiny_on_cuda():
+    """(cfg, tiny CapsNet, its dataset), both on the GPU."""
+    cfg, model, data = tiny()
+    device = torch.device("cuda")
+    return cfg, model.to(device), data.to(device)
+
+
 def test_graphs_are_used_only_on_cuda_for_safe_models_at_a_constant_rate_without_bf16():
     cfg, model, _ = tiny()
     cuda_device, tcfg = torch.device("cuda"), cfg.train
@@ -74,10 +81,8 @@ def test_the_cuda_gru_matches_the_cpu_gru_with_gradients():
 
 @cuda
 def test_a_capsnet_training_step_on_cuda_never_waits_for_the_gpu():
-    cfg, model, data = tiny()
+    cfg, model, data = tiny_on_cuda()
     device = torch.device("cuda")
-    model.to(device)
-    data.to(device)
     optimizer, scheduler = make_optimizer(model, cfg.train, 10, capturable=True)
     batch = next(iter(make_loader(data, 8, width_multiple=8)))
     train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)   # lazy state set up
@@ -96,12 +101,9 @@ def test_graphed_steps_train_as_eager_steps_do():
     device = torch.device("cuda")
     results = []
     for graphed in (False, True):
-        cfg, model, data = tiny()
-        model.to(device)
-        data.to(device)
+        cfg, model, data = tiny_on_cuda()
         optimizer, scheduler = make_optimizer(model, cfg.train, 100, capturable=True)
         batches = list(make_loader(data, 20, width_multiple=8)) * 3    # 48 rows: 20, 20, then 8
-        losses = []
         if graphed:
             steps = GraphedSteps(lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
                                  optimizer, scheduler, 20, device)
@@ -120,10 +122,8 @@ def test_graphed_steps_train_as_eager_steps_do():
 
 @cuda
 def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_weights():
-    cfg, model, data = tiny()
+    cfg, model, data = tiny_on_cuda()
     device = torch.device("cuda")
-    model.to(device)
-    data.to(device)
     loader = make_eval_loader(data, 16)
     shapes = {GraphedForward.key(b) for b in loader}
     forward = GraphedForward(model, device)
