@@ -1,8 +1,9 @@
 """Milliseconds per CapsNet training step on CUDA, for each way a step can run: eager or replayed from
 CUDA graphs (train/cuda_graphs.py), with the BiGRU as the packed cuDNN GRU (the earlier CUDA path,
 which reads the lengths back to the host), one cuDNN GRU per direction with rows reversed in place,
-one bidirectional cuDNN GRU per layer holding the state through padding (src/gru.py's CUDA path)
-or the hand-written stepwise passes (its CPU path). Prints one table; asserts nothing.
+one bidirectional cuDNN GRU per layer holding the state through padding (src/gru.py's CUDA path),
+the hand-written stepwise passes (its CPU path), or the reversed rows with the two directions on
+two CUDA streams. Prints one table; asserts nothing.
 
     python benchmarks/gpu_step.py                       # capsnet, mams-atsa
     python benchmarks/gpu_step.py --dataset mams-acsa --epochs 3
@@ -13,6 +14,7 @@ last epoch (the first records the graphs), timed with a synchronisation at both 
 loss of that epoch (the variants must agree closely).
 """
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -41,13 +43,14 @@ def packed_gru(gru, inputs, lengths, constant=None):
     return pad_packed_sequence(gru(packed)[0], batch_first=True, total_length=inputs.size(1))[0]
 
 
-def reversed_rows_gru(gru, inputs, lengths, constant=None):
+def reversed_rows_gru(gru, inputs, lengths, constant=None, two_streams=False):
     """The first sync-free CUDA path (commit 245ce3c), src/gru.py's bidirectional_gru through cuDNN
     without packing (any device; lengths >= 1), two one-direction calls per layer. The forward
     direction reads a row's real steps before its padding, so padding cannot reach them. The backward
     direction reads each row with its real steps reversed in place (positions len-1, ..., 0, the
     padding left where it is), so it too reads them first; the same permutation (its own inverse)
-    puts its outputs back in order."""
+    puts its outputs back in order. `two_streams` (CUDA): the backward direction runs on a second
+    stream, beside the forward one (not measured yet)."""
     if constant is not None:
         inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
     positions = torch.arange(inputs.size(1), device=inputs.device)
@@ -55,10 +58,27 @@ def reversed_rows_gru(gru, inputs, lengths, constant=None):
     reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)  # (B, T)
     x = inputs
     for layer in range(gru.num_layers):
-        forward = _one_direction(gru, layer, "", x)
-        backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
+        if two_streams and x.is_cuda:
+            main, side = torch.cuda.current_stream(), _side_stream(x.device)
+            side.wait_stream(main)
+            with torch.cuda.stream(side):
+                backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
+            forward = _one_direction(gru, layer, "", x)
+            main.wait_stream(side)
+        else:
+            forward = _one_direction(gru, layer, "", x)
+            backward = _reorder(_one_direction(gru, layer, "_reverse", _reorder(x, reverse)), reverse)
         x = torch.cat([forward, backward], dim=-1)
     return x * real.unsqueeze(-1).to(x.dtype)
+
+
+_SIDE_STREAMS = {}
+
+
+def _side_stream(device):
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[device]
 
 
 def _reorder(x, index):
@@ -80,7 +100,8 @@ def clamped(gru_function):
 
 
 ENCODERS = {"packed cuDNN": packed_gru, "reversed rows, cuDNN": clamped(reversed_rows_gru),
-            "stepwise (hand-written)": clamped(stepwise_gru), "held state, cuDNN": clamped(held_state_gru)}
+            "stepwise (hand-written)": clamped(stepwise_gru), "held state, cuDNN": clamped(held_state_gru),
+            "reversed rows, two streams": clamped(functools.partial(reversed_rows_gru, two_streams=True))}
 
 
 def synchronize(device):
