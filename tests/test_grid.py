@@ -196,12 +196,17 @@ def test_an_interrupted_grid_stops_its_runs_and_keeps_nothing_half_done(tmp_path
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Ctrl-C raises KeyboardInterrupt even where pytest was started with SIGINT ignored (a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Thread(target=interrupt_once_a_run_started, daemon=True)
     timer.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        reproduce(plan, jobs=2, out=lambda line: None, command_for=lambda c: [sys.executable, "-c", slow])
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reproduce(plan, jobs=2, out=lambda line: None, command_for=lambda c: [sys.executable, "-c", slow])
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 60  # the 60 s sleeps were cut short
     assert len(list(pids.iterdir())) >= 1
     for pid in pids.iterdir():
