@@ -114,19 +114,19 @@ def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
     set_seed(0)
     model = build_model(cfg.model_name, cfg.model, data.info()).to(device).train()
     optimizer, scheduler = make_optimizer(model, cfg.train, epochs * len(batches), capturable=graphed)
+
+    def step(batch):
+        return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
     if graphed:
-        steps = GraphedSteps(lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
+        steps = GraphedSteps(step, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
                              optimizer, scheduler, cfg.train.batch_size, device)
         step = steps.step
-    else:
-        def step(batch):
-            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
     for _ in range(epochs):
         synchronize(device)
         start = time.perf_counter()
         total = torch.zeros((), device=device)
         for batch in batches:
-            total += step(batch).detach()
+            total += step(batch)
         synchronize(device)
         seconds = time.perf_counter() - start
     return seconds, float(total) / len(batches), len(steps.graphs) if graphed else 0

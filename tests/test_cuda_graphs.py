@@ -104,14 +104,17 @@ def test_graphed_steps_train_as_eager_steps_do():
         cfg, model, data = tiny_on_cuda()
         optimizer, scheduler = make_optimizer(model, cfg.train, 100, capturable=True)
         batches = list(make_loader(data, 20, width_multiple=8)) * 3    # 48 rows: 20, 20, then 8
+
+        def eager(batch):
+            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
+        step = eager
         if graphed:
-            steps = GraphedSteps(lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
+            steps = GraphedSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
                                  optimizer, scheduler, 20, device)
-            losses = [steps.step(b).item() for b in batches]
+            step = steps.step
+        losses = [step(b).item() for b in batches]
+        if graphed:
             assert 1 <= len(steps.graphs) <= 2                     # full-size shapes only
-        else:
-            losses = [train_step(model, b, optimizer, scheduler, cfg.train.grad_clip, device).item()
-                      for b in batches]
         results.append((losses, [p.detach().cpu() for p in model.parameters()]))
     (eager_losses, eager_weights), (graph_losses, graph_weights) = results
     assert eager_losses[0] != eager_losses[-1]                      # it trained

@@ -76,34 +76,26 @@ class _Graphs:
 
 
 class GraphedSteps(_Graphs):
-    """step(batch) -> loss: zero the gradients, `update(batch)` (forward, loss, backward, clipping,
-    optimiser step; returns the detached loss), step the scheduler; from a graph per full-size
-    batch shape."""
+    """step(batch) -> loss, as `eager(batch)` gives it (the trainer's train_step: zero the gradients,
+    `update(batch)`, step the scheduler), from a graph of `update` (forward, loss, backward,
+    clipping, optimiser step; returns the detached loss) per full-size batch shape."""
 
-    def __init__(self, update, optimizer, scheduler, batch_size, device):
+    def __init__(self, eager, update, optimizer, scheduler, batch_size, device):
         super().__init__(device)
-        self.update, self.optimizer, self.scheduler, self.batch_size = update, optimizer, scheduler, batch_size
+        self.eager, self.update, self.optimizer, self.scheduler = eager, update, optimizer, scheduler
+        self.batch_size = batch_size
 
     def step(self, batch):
         loss = self.replay(batch)
         if loss is not None:
-            self._scheduler_step()
+            if self.scheduler is not None:
+                self.scheduler.step()     # a constant rate (can_use); it still counts the steps
             return loss
         if len(batch["label"]) != self.batch_size:
-            return self._eager(batch)
-        loss = self.on_side_stream(self._eager, batch)
+            return self.eager(batch)
+        loss = self.on_side_stream(self.eager, batch)
         self.optimizer.zero_grad(set_to_none=True)   # the graph's backward allocates its own gradients
         self.record(self.update, batch)
-        return loss
-
-    def _scheduler_step(self):
-        if self.scheduler is not None:
-            self.scheduler.step()     # a constant rate (can_use); it still counts the steps
-
-    def _eager(self, batch):
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.update(batch)
-        self._scheduler_step()
         return loss
 
 

@@ -129,17 +129,16 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     graphed = can_use(model, tcfg, device)
     optimizer, scheduler = make_optimizer(model, tcfg, total, capturable=graphed)
     bf16 = tcfg.amp_bf16
+
+    def eager_step(batch):
+        return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
+    step_on, forward = eager_step, None
     if graphed:
         def body(batch):
             return update(model, batch, optimizer, tcfg.grad_clip, device)
-        graphs = GraphedSteps(body, optimizer, scheduler, tcfg.batch_size, device)
+        graphs = GraphedSteps(eager_step, body, optimizer, scheduler, tcfg.batch_size, device)
         step_on, forward = graphs.step, GraphedForward(model, device)
         log("training steps are replayed from CUDA graphs (train.cuda_graphs)")
-    else:
-        forward = None
-
-        def step_on(batch):
-            return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)
     tokens_field = length_field(model.input_fields()[0])
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
@@ -172,8 +171,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             samples += len(batch["label"])
             batch = move(batch, device)
             token_total += batch[tokens_field].sum()
-            loss = step_on(batch)
-            loss_total += loss.detach()
+            loss_total += step_on(batch)     # a detached loss
             step += 1
             batches += 1
             window_steps += 1    # steps since the last logging point, across epochs
