@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 12's GPU check as one script (device time is scarce): the CUDA tests, then CapsNet (paper
 # design, 20 epochs) on MAMS-ATSA and MAMS-ACSA: milliseconds per step for each way a step can run
-# (benchmarks/gpu_step.py), seeds 0-2 with training steps replayed from CUDA graphs (the default),
-# seed 0 again with them off (eager steps), benchmarks/train_speed.py's table, and one table of
-# the full runs' figures.
+# (benchmarks/gpu_step.py) and where a step's GPU time goes (benchmarks/gpu_kernels.py), seeds 0-2
+# with training steps replayed from CUDA graphs (the default), seed 0 again with other settings
+# (VARIANTS) and with graphs off (eager steps), benchmarks/train_speed.py's table, and one table of
+# the full runs' figures. The variables below choose the parts.
 # Runs from the repository root with the processed arrays under data/processed (the GPU machine has
 # no internet: preprocess elsewhere and carry them). Writes its logs and table under $OUT.
 set -u
@@ -15,6 +16,10 @@ EAGER=${EAGER:-"mams-atsa mams-acsa"}   # datasets of the eager comparison runs
 RUNS=${RUNS:-runs_gpu_speed}
 DEVICE=${DEVICE:-cuda}
 SET=${SET:-}                 # extra --set KEY=VALUE for every run (a smoke test of this script on a CPU)
+STEP_VARIANTS=${STEP_VARIANTS:-}   # gpu_step.py --only: the BiGRU variants timed in 2 (default: all)
+KERNELS=${KERNELS:-1}        # 1: benchmarks/gpu_kernels.py (where a step's GPU time goes)
+TRAIN_SPEED=${TRAIN_SPEED:-1}  # 1: benchmarks/train_speed.py's table
+VARIANTS=${VARIANTS:-}       # "NAME=KEY=VALUE ...": one more MAMS-ATSA seed-0 run per entry, with that --set
 mkdir -p "$OUT"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -27,8 +32,16 @@ $PY -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_gru.py
 
 echo "== 2. milliseconds per training step, each way a step can run (benchmarks/gpu_step.py)"
 for dataset in mams-atsa mams-acsa; do
-  $PY benchmarks/gpu_step.py --dataset "$dataset" 2>&1 | grep -v Warning
+  $PY benchmarks/gpu_step.py --dataset "$dataset" --only "$STEP_VARIANTS" 2>&1 | grep -v Warning
 done | tee "$OUT/gpu_step.txt"
+
+if [ "$KERNELS" = 1 ]; then
+  echo "== 2b. where a step's GPU time goes (benchmarks/gpu_kernels.py)"
+  for dataset in mams-atsa mams-acsa; do
+    $PY benchmarks/gpu_kernels.py --dataset "$dataset" 2>&1 | grep -v Warning
+  done > "$OUT/gpu_kernels.txt" 2>&1
+  grep -A14 "kernels a step" "$OUT/gpu_kernels.txt"
+fi
 
 run() {   # dataset seed run_name [--set ...]
   local dataset=$1 seed=$2 name=$3; shift 3
@@ -44,14 +57,21 @@ for dataset in mams-atsa mams-acsa; do
   for seed in $SEEDS; do run "$dataset" "$seed" capsnet-graphs; done
 done 2>&1 | tee "$OUT/graphs.txt"
 
+echo "== 3b. capsnet, 20 epochs, MAMS-ATSA seed 0, other settings (VARIANTS)"
+for entry in $VARIANTS; do
+  run mams-atsa 0 "capsnet-${entry%%=*}" --set "${entry#*=}"
+done 2>&1 | tee "$OUT/variants.txt"
+
 echo "== 4. capsnet, 20 epochs, eager steps (train.cuda_graphs=false), seed 0"
 for dataset in $EAGER; do
   run "$dataset" 0 capsnet-eager --set train.cuda_graphs=false
 done 2>&1 | tee "$OUT/eager.txt"
 
-echo "== 5. benchmarks/train_speed.py"
-$PY benchmarks/train_speed.py --models capsnet --datasets mams-atsa,mams-acsa --devices "$DEVICE" --epochs 3 $SET \
-  2>&1 | grep -v Warning | tee "$OUT/train_speed.txt"
+if [ "$TRAIN_SPEED" = 1 ]; then
+  echo "== 5. benchmarks/train_speed.py"
+  $PY benchmarks/train_speed.py --models capsnet --datasets mams-atsa,mams-acsa --devices "$DEVICE" --epochs 3 $SET \
+    2>&1 | grep -v Warning | tee "$OUT/train_speed.txt"
+fi
 
 echo "== 6. table of the 20-epoch runs"
 $PY - "$RUNS" <<'EOF' 2>&1 | tee "$OUT/table.txt"

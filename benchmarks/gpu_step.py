@@ -119,7 +119,7 @@ def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
         return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
     if graphed:
         steps = GraphedSteps(step, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                             optimizer, scheduler, cfg.train.batch_size, device)
+                             optimizer, scheduler, device)
         step = steps.step
     for _ in range(epochs):
         synchronize(device)
@@ -137,6 +137,7 @@ def main():
     parser.add_argument("--dataset", default="mams-atsa")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cuda", help="cuda (cpu: a smoke test of this script, eager only)")
+    parser.add_argument("--only", default="", help="run only the BiGRU variants whose name contains this")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -154,7 +155,7 @@ def main():
     variants = [(encoder, False) for encoder in ENCODERS]
     if device.type == "cuda":   # packing reads lengths on the host: no graph of it
         variants += [(encoder, True) for encoder in ENCODERS if encoder != "packed cuDNN"]
-    for encoder, graphed in variants:
+    for encoder, graphed in [v for v in variants if args.only in v[0]]:
         try:
             seconds, loss, graphs = run_variant(cfg, data, encoder, graphed, batches, args.epochs, device)
         except Exception as err:                          # report and go on: one table, every variant

@@ -55,6 +55,74 @@ def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
         torch.testing.assert_close(model(b), model(a), rtol=1e-5, atol=1e-6)
 
 
+class StandInGraphs:
+    """On the CPU, a "graph" that re-runs the function it was recorded with (a recording runs
+    nothing, as CUDA's does). Replaying a training step sets the gradients to None first, as a real
+    replay's backward writes its own fresh gradient buffers."""
+
+    def warm_up(self, fn, batch):
+        self.warm = True
+        return fn(batch)
+
+    def record(self, fn, batch):
+        self.graphs[self.key(batch)] = (fn, {name: t.clone() for name, t in batch.items()}, None)
+
+    def replay(self, batch):
+        fn, static, _ = self.graphs[self.key(batch)]
+        for name, tensor in batch.items():
+            static[name].copy_(tensor)
+        if hasattr(self, "optimizer"):
+            self.optimizer.zero_grad(set_to_none=True)
+        return fn(static)
+
+
+def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_scheduler(monkeypatch):
+    """The step logic of GraphedSteps on the CPU, with stand-in graphs: one eager warm-up step,
+    then each new shape (a smaller last batch too) is recorded and replayed; the scheduler counts
+    every step; the run is the eager run, loss for loss and weight for weight."""
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: None)
+
+    class StandInSteps(StandInGraphs, GraphedSteps):
+        pass
+    device = torch.device("cpu")
+    results = []
+    for graphed in (False, True):
+        cfg, model, data = tiny()
+        optimizer, scheduler = make_optimizer(model, cfg.train, 100)
+        batches = list(make_loader(data, 20, width_multiple=4)) * 3    # 48 rows: 20, 20, then 8
+
+        def eager(batch):
+            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
+        step = eager
+        if graphed:
+            steps = StandInSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
+                                 optimizer, scheduler, device)
+            step = steps.step
+        losses = [step(b).item() for b in batches]
+        results.append((losses, [p.detach().clone() for p in model.parameters()], scheduler.last_epoch))
+        if graphed:
+            assert len(steps.graphs) == len({GraphedSteps.key(b) for b in batches}) >= 2
+    (eager_losses, eager_weights, eager_count), (graph_losses, graph_weights, graph_count) = results
+    assert eager_losses[0] != eager_losses[-1] and graph_count == eager_count == 9
+    assert graph_losses == eager_losses
+    for a, b in zip(graph_weights, eager_weights):
+        assert torch.equal(a, b)
+
+
+def test_graphed_validation_warms_up_once_then_replays_every_shape(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: None)
+
+    class StandInForward(StandInGraphs, GraphedForward):
+        pass
+    cfg, model, data = tiny()
+    loader = make_eval_loader(data, 16)
+    forward = StandInForward(model, torch.device("cpu"))
+    eager = predict_scores(model, loader, torch.device("cpu"))[0]
+    graphed = predict_scores(model, loader, torch.device("cpu"), forward=forward)[0]
+    assert len(forward.graphs) == len({GraphedForward.key(b) for b in list(loader)[1:]})
+    assert torch.equal(graphed, eager)
+
+
 @cuda
 def test_the_cuda_gru_matches_the_cpu_gru_with_gradients():
     torch.manual_seed(0)
@@ -96,8 +164,9 @@ def test_a_capsnet_training_step_on_cuda_never_waits_for_the_gpu():
 
 @cuda
 def test_graphed_steps_train_as_eager_steps_do():
-    """Same initial weights, same batches (with a smaller last one, which stays eager), no dropout:
-    the graphed run ends with the weights of the eager run."""
+    """Same initial weights, same batches (with a smaller last one), no dropout: the graphed run
+    (one eager warm-up step, then a graph recorded per new shape and replayed) ends with the weights
+    of the eager run."""
     device = torch.device("cuda")
     results = []
     for graphed in (False, True):
@@ -110,11 +179,11 @@ def test_graphed_steps_train_as_eager_steps_do():
         step = eager
         if graphed:
             steps = GraphedSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                                 optimizer, scheduler, 20, device)
+                                 optimizer, scheduler, device)
             step = steps.step
         losses = [step(b).item() for b in batches]
         if graphed:
-            assert 1 <= len(steps.graphs) <= 2                     # full-size shapes only
+            assert len(steps.graphs) == len({GraphedSteps.key(b) for b in batches})   # the last one too
         results.append((losses, [p.detach().cpu() for p in model.parameters()]))
     (eager_losses, eager_weights), (graph_losses, graph_weights) = results
     assert eager_losses[0] != eager_losses[-1]                      # it trained
@@ -131,7 +200,7 @@ def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_
     shapes = {GraphedForward.key(b) for b in loader}
     forward = GraphedForward(model, device)
     eager = predict_scores(model, loader, device)[0]
-    for _ in range(2):                      # a shape's first batch runs eagerly, its second is recorded
+    for _ in range(2):                      # the first batch warms up eagerly, then every shape is recorded
         graphed = predict_scores(model, loader, device, forward=forward)[0]
     assert len(forward.graphs) == len(shapes)
     torch.testing.assert_close(graphed, eager, rtol=1e-5, atol=1e-6)

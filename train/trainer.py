@@ -41,9 +41,10 @@ def predict_scores(model, loader, device, bf16=False, forward=None):
         batch = move(batch, device)
         with autocast(device, bf16):
             out = forward(batch)
-        scores.append(out.float().cpu())
-        labels.append(batch["label"].cpu())
-    scores, labels = torch.cat(scores), torch.cat(labels)
+        scores.append(out.float())
+        labels.append(batch["label"])
+    # one copy to the host at the end: a GPU pass never waits for the host between batches
+    scores, labels = torch.cat(scores).cpu(), torch.cat(labels).cpu()
     order = getattr(loader.batch_sampler, "order", None)
     if order is None:
         return scores, labels
@@ -136,7 +137,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     if graphed:
         def body(batch):
             return update(model, batch, optimizer, tcfg.grad_clip, device)
-        graphs = GraphedSteps(eager_step, body, optimizer, scheduler, tcfg.batch_size, device)
+        graphs = GraphedSteps(eager_step, body, optimizer, scheduler, device)
         step_on, forward = graphs.step, GraphedForward(model, device)
         log("training steps are replayed from CUDA graphs (train.cuda_graphs)")
     tokens_field = length_field(model.input_fields()[0])
