@@ -20,6 +20,10 @@ STEP_VARIANTS=${STEP_VARIANTS:-}   # gpu_step.py --only: the BiGRU variants time
 KERNELS=${KERNELS:-1}        # 1: benchmarks/gpu_kernels.py (where a step's GPU time goes)
 TRAIN_SPEED=${TRAIN_SPEED:-1}  # 1: benchmarks/train_speed.py's table
 VARIANTS=${VARIANTS:-}       # "NAME=KEY=VALUE ...": one more MAMS-ATSA seed-0 run per entry, with that --set
+BASELINES=${BASELINES:-}     # "lstm ian ...": each of these models too, MAMS-ATSA seed 0, 20 epochs
+SPEED_MODELS=${SPEED_MODELS:-capsnet}   # benchmarks/train_speed.py's models (5)
+SPEED_DATASETS=${SPEED_DATASETS:-"mams-atsa mams-acsa"}   # and datasets
+COMPARE=${COMPARE:-}         # a commit for train_speed.py's side-by-side columns (--compare-commit)
 mkdir -p "$OUT"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -46,7 +50,7 @@ fi
 run() {   # dataset seed run_name [--set ...]
   local dataset=$1 seed=$2 name=$3; shift 3
   local start=$(date +%s%N)
-  $PY main.py --mode train --model capsnet --dataset "$dataset" --device "$DEVICE" --seed "$seed" \
+  $PY main.py --mode train --model "${MODEL:-capsnet}" --dataset "$dataset" --device "$DEVICE" --seed "$seed" \
     --set "paths.runs=$RUNS" --set "run_name=$name" --set train.tensorboard=false $SET "$@" 2>&1 \
     | grep -E "CUDA graphs|best:|Error|error" | tail -3
   echo "$dataset $name seed $seed: process $(( ($(date +%s%N) - start) / 1000000 )) ms"
@@ -62,6 +66,11 @@ for entry in $VARIANTS; do
   run mams-atsa 0 "capsnet-${entry%%=*}" --set "${entry#*=}"
 done 2>&1 | tee "$OUT/variants.txt"
 
+echo "== 3c. other models, 20 epochs, MAMS-ATSA seed 0 (BASELINES)"
+for model in $BASELINES; do
+  MODEL=$model run mams-atsa 0 "$model-graphs"
+done 2>&1 | tee "$OUT/baselines.txt"
+
 echo "== 4. capsnet, 20 epochs, eager steps (train.cuda_graphs=false), seed 0"
 for dataset in $EAGER; do
   run "$dataset" 0 capsnet-eager --set train.cuda_graphs=false
@@ -69,7 +78,9 @@ done 2>&1 | tee "$OUT/eager.txt"
 
 if [ "$TRAIN_SPEED" = 1 ]; then
   echo "== 5. benchmarks/train_speed.py"
-  $PY benchmarks/train_speed.py --models capsnet --datasets mams-atsa,mams-acsa --devices "$DEVICE" --epochs 3 $SET \
+  # both trees read this tree's processed arrays (the device machine cannot preprocess: no GloVe there)
+  $PY benchmarks/train_speed.py --models "${SPEED_MODELS// /,}" --datasets "${SPEED_DATASETS// /,}" --devices "$DEVICE" \
+    --epochs 3 ${COMPARE:+--compare-commit "$COMPARE"} --set "paths.processed=$PWD/data/processed" $SET \
     2>&1 | grep -v Warning | tee "$OUT/train_speed.txt"
 fi
 

@@ -3,7 +3,8 @@
   WordEmbedding   word vectors for id tensors (pre-trained, padding id 0)
   AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
                   ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
-  RNNEncoder      LSTM / BiLSTM over a padded batch, packed so that padding never changes a result
+  RNNEncoder      LSTM / BiLSTM over a padded batch, so that padding never changes a result (packed
+                  on a CPU; on CUDA without packing, src/lstm.py)
   RecurrentConfig the hyper-parameters of the plain recurrent baselines (hidden size, dropout, ...)
   WindowConv      a 1-D convolution over word vectors that reports which windows are real
   sequence_mask, masked_max, attend   masks and pooling over real positions
@@ -21,6 +22,7 @@ from common.schema import spec
 
 from .layers import masked_mean, masked_softmax
 from .losses import LossConfig
+from .lstm import reset_state_lstm
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ class AspectVector(nn.Module):
 
 
 class RNNEncoder(nn.Module):
-    """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,).
+    """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,), clamped to at least 1.
 
-    The batch is packed (lengths on the CPU, clamped to at least 1, unsorted allowed), so padding
-    and the other rows of the batch never change a row's states. Returns
+    On a CPU the batch is packed (unsorted allowed); on CUDA it runs over the padded batch with the
+    state reset to zero on padded steps (src/lstm.py: the same states, with no lengths read on the
+    host, so CUDA graphs can record it). Either way padding and the other rows of the batch never
+    change a row's states. Returns
       states (B, T, H): every position's state, zeros on padding (T kept: total_length=T);
       last (B, H): the last real state; for a BiLSTM [forward state at the last real word ;
       backward state at the first word], i.e. both directions' final states.
@@ -110,6 +114,8 @@ class RNNEncoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
 
     def forward(self, inputs, lengths):
+        if inputs.device.type != "cpu":
+            return reset_state_lstm(self.lstm, inputs, lengths.clamp(min=1))
         width = inputs.size(1)
         packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
         outputs, (final, _) = self.lstm(packed)

@@ -6,11 +6,14 @@ import dataclasses
 
 import pytest
 import torch
+from test_models import MODEL_TASKS, setup
 
 from conftest import compose_cfg, tiny_capsnet
+from data_process.fields import length_field
+from src.blocks import RNNEncoder
 from src.dataset import make_eval_loader, make_loader
 from src.gru import bidirectional_gru
-from src.models import get_model_class
+from src.models import MODELS, get_model_class
 from train.cuda_graphs import GraphedForward, GraphedSteps, can_use
 from train.trainer import make_optimizer, predict_scores, train_step, update
 
@@ -38,8 +41,9 @@ def test_graphs_are_used_only_on_cuda_for_safe_models_at_a_constant_rate_without
     assert not can_use(model, dataclasses.replace(tcfg, cuda_graphs=False), cuda_device)
     assert not can_use(model, dataclasses.replace(tcfg, warmup_ratio=0.1), cuda_device)
     assert not can_use(model, dataclasses.replace(tcfg, amp_bf16=True), cuda_device)
-    # models whose step reads lengths on the host (packed LSTMs) do not declare themselves safe
-    assert not get_model_class("lstm").cuda_graph_safe and not get_model_class("capsnet-bert").cuda_graph_safe
+    # the word-vector models declare themselves safe (their LSTMs are not packed on CUDA); BERT's are not checked
+    assert get_model_class("lstm").cuda_graph_safe and get_model_class("ian").cuda_graph_safe
+    assert not get_model_class("capsnet-bert").cuda_graph_safe and not get_model_class("bert").cuda_graph_safe
 
 
 def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
@@ -209,3 +213,88 @@ def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_
             p.mul_(0.9)
     torch.testing.assert_close(predict_scores(model, loader, device, forward=forward)[0],
                                predict_scores(model, loader, device)[0], rtol=1e-5, atol=1e-6)
+
+
+SAFE_MODEL_TASKS = [(name, task) for name, task in MODEL_TASKS if MODELS[name].cuda_graph_safe]
+
+
+@cuda
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional):
+    torch.manual_seed(0)
+    encoder = RNNEncoder(6, 5, bidirectional=bidirectional)
+    inputs, lengths = torch.randn(5, 11, 6), torch.tensor([11, 3, 1, 7, 0])
+    weights = torch.randn(5, 11, encoder.output_size)
+
+    def run(device):
+        e = encoder.to(device)
+        e.zero_grad()
+        x = inputs.to(device).detach().requires_grad_()
+        states, last = e(x, lengths.to(device))
+        ((states * weights.to(device)).sum() + (last * last).sum()).backward()
+        return [t.detach().cpu() for t in (states, last, x.grad, *[p.grad for p in e.parameters()])]
+
+    expected = run("cpu")
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        got = run("cuda")
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def model_batches(name, task):
+    """(a model on the GPU, in train mode, no dropout; batches of two shapes: all four sentences, and
+    the first three cut to their own longest length)."""
+    model, batch, _, cfg = setup(name, task, None)
+    device = torch.device("cuda")
+    smaller = {}
+    for key, value in batch.items():
+        value = value[:3]
+        if value.dim() == 2:      # a padded field, cut as the loader cuts it
+            value = value[:, :max(int(batch[length_field(key)][:3].max()), 1)]
+        smaller[key] = value
+    batches = [{k: v.to(device) for k, v in b.items()} for b in (batch, smaller)]
+    return model.to(device).train(), batches
+
+
+@cuda
+@pytest.mark.parametrize("name,task", SAFE_MODEL_TASKS)
+def test_a_graph_safe_models_training_step_never_waits_for_the_gpu(name, task):
+    model, (batch, _) = model_batches(name, task)
+    tcfg = compose_cfg("mams-atsa" if task == "atsa" else "mams-acsa").train
+    optimizer, scheduler = make_optimizer(model, tcfg, 10, capturable=True)
+    device = torch.device("cuda")
+    train_step(model, batch, optimizer, scheduler, 5.0, device)       # lazy state set up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        train_step(model, batch, optimizer, None, 5.0, device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@cuda
+@pytest.mark.parametrize("name,task", SAFE_MODEL_TASKS)
+def test_a_graph_safe_model_trains_from_graphs_as_it_does_eagerly(name, task):
+    device = torch.device("cuda")
+    tcfg = compose_cfg("mams-atsa" if task == "atsa" else "mams-acsa").train
+    results = []
+    for graphed in (False, True):
+        model, (big, small) = model_batches(name, task)
+        optimizer, scheduler = make_optimizer(model, tcfg, 100, capturable=True)
+
+        def eager(batch):
+            return train_step(model, batch, optimizer, scheduler, 5.0, device)
+        step = eager
+        if graphed:
+            steps = GraphedSteps(eager, lambda b: update(model, b, optimizer, 5.0, device),
+                                 optimizer, scheduler, device)
+            step = steps.step
+        losses = [step(b).item() for b in [big, small] * 3]
+        if graphed:
+            assert len(steps.graphs) == 2
+        results.append((losses, [p.detach().cpu() for p in model.parameters()]))
+    (eager_losses, eager_weights), (graph_losses, graph_weights) = results
+    assert eager_losses[0] != eager_losses[-2]                      # it trained
+    torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-5)
+    for a, b in zip(graph_weights, eager_weights):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

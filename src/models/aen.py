@@ -85,6 +85,7 @@ class PointwiseConvTransform(nn.Module):
 
 class AEN(ABSAModel):
     tasks = ("atsa",)
+    cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step
 
     @dataclass(frozen=True)
     class Config:

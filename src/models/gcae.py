@@ -34,6 +34,7 @@ from .base import ABSAModel, DataInfo
 
 class GCAE(ABSAModel):
     tasks = ("atsa", "acsa")
+    cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step
 
     @dataclass(frozen=True)
     class Config:

@@ -19,6 +19,7 @@ from .base import ABSAModel, DataInfo
 
 class LSTM(ABSAModel):
     tasks = ("atsa", "acsa")
+    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs: src/lstm.py on CUDA)
 
     Config = RecurrentConfig
 

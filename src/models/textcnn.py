@@ -32,6 +32,7 @@ from .base import ABSAModel, DataInfo
 
 class TextCNN(ABSAModel):
     tasks = ("atsa", "acsa")
+    cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step
 
     @dataclass(frozen=True)
     class Config:

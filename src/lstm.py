@@ -1,0 +1,51 @@
+"""The baselines' (Bi)LSTM over a padded batch without packing, for CUDA (src/blocks.RNNEncoder).
+
+Packing needs the lengths on the host, so a packed LSTM makes every training step wait for the GPU
+and cannot be recorded in a CUDA graph (train/cuda_graphs.py). `reset_state_lstm` runs the LSTM
+over the padded batch instead, as one cuDNN call, with one more input feature: 1 on padded steps,
+0 on real ones, weighted -RESET on the input and forget gates and 0 on the others. On a padded step
+both gates are sigmoid(-RESET) = 0 exactly, so c = f c' + i g = 0 and h = o tanh(0) = 0: the state
+is zero there, whatever came before. So
+- the backward direction, which reads a row's padding first, starts the row's real words from the
+  zero state, as the packed LSTM does;
+- the forward direction reads the real words first, so padding cannot reach them;
+- no gradient crosses a padded step (the gates' derivatives are 0, and so are f and i).
+The cell, as nn.LSTM's: i, f, o = sigmoid(W_i* x + b_i* + W_h* h + b_h*), g = tanh(...),
+c' = f c + i g, h' = o tanh(c').
+"""
+import warnings
+
+import torch
+from torch import _VF
+
+RESET = 1e4   # subtracted from a padded step's input- and forget-gate pre-activations: sigmoid is 0
+
+
+def reset_state_lstm(lstm, inputs, lengths):
+    """(states (B, T, D H), last (B, D H)) of the batch-first, one-layer (bi)LSTM `lstm` (D
+    directions, H hidden units) over inputs (B, T, I) whose row b is real for its first lengths[b]
+    >= 1 positions: what the packed LSTM gives. states is zero past each row's length; last is the
+    forward state at the last real word [; the backward state at the first word]. Any device."""
+    if lstm.num_layers != 1 or lstm.proj_size:
+        raise ValueError("reset_state_lstm: one layer without projections only")
+    batch, steps, _ = inputs.shape
+    hidden, directions = lstm.hidden_size, 2 if lstm.bidirectional else 1
+    real = (torch.arange(steps, device=inputs.device) < lengths[:, None]).unsqueeze(-1).to(inputs.dtype)
+    x = torch.cat([inputs * real, 1 - real], dim=-1)      # inputs zeroed on padding: RESET outweighs them
+    reset = inputs.new_zeros(4 * hidden, 1)               # gate rows i, f, g, o: -RESET on i and f
+    reset[:2 * hidden] = -RESET
+    weights = []
+    for suffix in ("", "_reverse")[:directions]:
+        w_ih, w_hh, b_ih, b_hh = (getattr(lstm, f"{name}_l0{suffix}")
+                                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        weights += [torch.cat([w_ih, reset], dim=1), w_hh, b_ih, b_hh]
+    zeros = inputs.new_zeros(directions, batch, hidden)
+    with warnings.catch_warnings():   # the widened weights are not the module's flat cuDNN buffer
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        states = _VF.lstm(x, (zeros, zeros), weights, True, 1, 0.0, lstm.training, lstm.bidirectional, True)[0]
+    states = states * real
+    last_word = (lengths - 1).view(batch, 1, 1).expand(batch, 1, hidden)
+    last = states[..., :hidden].gather(1, last_word).squeeze(1)      # forward state at the last real word
+    if directions == 2:
+        last = torch.cat([last, states[:, 0, hidden:]], dim=-1)       # backward state at the first word
+    return states, last
