@@ -56,8 +56,8 @@ def kernel_table(prof, steps):
     """(rows by kind: (kind, microseconds per step, kernels per step), top kernels by time)."""
     by_kind, by_name = defaultdict(lambda: [0.0, 0]), defaultdict(lambda: [0.0, 0])
     for event in prof.events():
-        if event.device_type != torch.autograd.DeviceType.CUDA:
-            continue
+        if event.device_type != torch.autograd.DeviceType.CUDA or getattr(event, "is_user_annotation", False):
+            continue     # host events, and ranges such as Optimizer.step#Adam.step that the profiler shows on the GPU
         us = event.time_range.elapsed_us()
         for table in (by_kind[kind_of(event.name)], by_name[event.name]):
             table[0] += us

@@ -59,6 +59,26 @@ def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
         torch.testing.assert_close(model(b), model(a), rtol=1e-5, atol=1e-6)
 
 
+def train_both_ways(make, device, steps_class=GraphedSteps):
+    """Train a fresh (model, train config, batches) from make() eagerly, then through steps_class
+    (GraphedSteps or a stand-in); returns [(losses, weights on the CPU, scheduler steps, the steps
+    object or None)] for the two runs."""
+    results = []
+    for graphed in (False, True):
+        model, tcfg, batches = make()
+        optimizer, scheduler = make_optimizer(model, tcfg, 100, capturable=True)
+
+        def eager(batch):
+            return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device)
+        steps = None
+        if graphed:
+            steps = steps_class(eager, lambda b: update(model, b, optimizer, tcfg.grad_clip, device),
+                                optimizer, scheduler, device)
+        losses = [(steps.step if graphed else eager)(b).item() for b in batches]
+        results.append((losses, [p.detach().cpu() for p in model.parameters()], scheduler.last_epoch, steps))
+    return results
+
+
 class StandInGraphs:
     """On the CPU, a "graph" that re-runs the function it was recorded with (a recording runs
     nothing, as CUDA's does). Replaying a training step sets the gradients to None first, as a real
@@ -88,27 +108,14 @@ def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_sch
 
     class StandInSteps(StandInGraphs, GraphedSteps):
         pass
-    device = torch.device("cpu")
-    results = []
-    for graphed in (False, True):
+    def make():
         cfg, model, data = tiny()
-        optimizer, scheduler = make_optimizer(model, cfg.train, 100)
-        batches = list(make_loader(data, 20, width_multiple=4)) * 3    # 48 rows: 20, 20, then 8
-
-        def eager(batch):
-            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
-        step = eager
-        if graphed:
-            steps = StandInSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                                 optimizer, scheduler, device)
-            step = steps.step
-        losses = [step(b).item() for b in batches]
-        results.append((losses, [p.detach().clone() for p in model.parameters()], scheduler.last_epoch))
-        if graphed:
-            assert len(steps.graphs) == len({GraphedSteps.key(b) for b in batches}) >= 2
-    (eager_losses, eager_weights, eager_count), (graph_losses, graph_weights, graph_count) = results
-    assert eager_losses[0] != eager_losses[-1] and graph_count == eager_count == 9
-    assert graph_losses == eager_losses
+        return model, cfg.train, list(make_loader(data, 20, width_multiple=4)) * 3    # 48 rows: 20, 20, then 8
+    (eager_losses, eager_weights, eager_count, _), (graph_losses, graph_weights, graph_count, steps) = \
+        train_both_ways(make, torch.device("cpu"), StandInSteps)
+    assert len(steps.graphs) == len({GraphedSteps.key(b) for b in make()[2]}) >= 2   # the last batch's too
+    assert graph_count == eager_count == 9
+    assert eager_losses[0] != eager_losses[-1] and graph_losses == eager_losses
     for a, b in zip(graph_weights, eager_weights):
         assert torch.equal(a, b)
 
@@ -171,25 +178,12 @@ def test_graphed_steps_train_as_eager_steps_do():
     """Same initial weights, same batches (with a smaller last one), no dropout: the graphed run
     (one eager warm-up step, then a graph recorded per new shape and replayed) ends with the weights
     of the eager run."""
-    device = torch.device("cuda")
-    results = []
-    for graphed in (False, True):
+    def make():
         cfg, model, data = tiny_on_cuda()
-        optimizer, scheduler = make_optimizer(model, cfg.train, 100, capturable=True)
-        batches = list(make_loader(data, 20, width_multiple=8)) * 3    # 48 rows: 20, 20, then 8
-
-        def eager(batch):
-            return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
-        step = eager
-        if graphed:
-            steps = GraphedSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                                 optimizer, scheduler, device)
-            step = steps.step
-        losses = [step(b).item() for b in batches]
-        if graphed:
-            assert len(steps.graphs) == len({GraphedSteps.key(b) for b in batches})   # the last one too
-        results.append((losses, [p.detach().cpu() for p in model.parameters()]))
-    (eager_losses, eager_weights), (graph_losses, graph_weights) = results
+        return model, cfg.train, list(make_loader(data, 20, width_multiple=8)) * 3    # 48 rows: 20, 20, then 8
+    (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
+        train_both_ways(make, torch.device("cuda"))
+    assert len(steps.graphs) == len({GraphedSteps.key(b) for b in make()[2]})   # the last one too
     assert eager_losses[0] != eager_losses[-1]                      # it trained
     torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-6)
     for a, b in zip(graph_weights, eager_weights):
@@ -275,25 +269,14 @@ def test_a_graph_safe_models_training_step_never_waits_for_the_gpu(name, task):
 @cuda
 @pytest.mark.parametrize("name,task", SAFE_MODEL_TASKS)
 def test_a_graph_safe_model_trains_from_graphs_as_it_does_eagerly(name, task):
-    device = torch.device("cuda")
     tcfg = compose_cfg("mams-atsa" if task == "atsa" else "mams-acsa").train
-    results = []
-    for graphed in (False, True):
-        model, (big, small) = model_batches(name, task)
-        optimizer, scheduler = make_optimizer(model, tcfg, 100, capturable=True)
 
-        def eager(batch):
-            return train_step(model, batch, optimizer, scheduler, 5.0, device)
-        step = eager
-        if graphed:
-            steps = GraphedSteps(eager, lambda b: update(model, b, optimizer, 5.0, device),
-                                 optimizer, scheduler, device)
-            step = steps.step
-        losses = [step(b).item() for b in [big, small] * 3]
-        if graphed:
-            assert len(steps.graphs) == 2
-        results.append((losses, [p.detach().cpu() for p in model.parameters()]))
-    (eager_losses, eager_weights), (graph_losses, graph_weights) = results
+    def make():
+        model, (big, small) = model_batches(name, task)
+        return model, tcfg, [big, small] * 3
+    (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
+        train_both_ways(make, torch.device("cuda"))
+    assert len(steps.graphs) == 2
     assert eager_losses[0] != eager_losses[-2]                      # it trained
     torch.testing.assert_close(graph_losses, eager_losses, rtol=1e-4, atol=1e-5)
     for a, b in zip(graph_weights, eager_weights):
