@@ -43,6 +43,8 @@ class TrainConfig:
     amp_bf16: bool
     cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
     graph_width_multiple: int = spec(min=1)   # under CUDA graphs, batch widths round up to a multiple
+    cuda_graph_limit: int = spec(min=1)       # at most this many graphs (batch shapes) each for training
+                                              # and validation; steps of further shapes run eagerly
     log_every: int = spec(min=1)
     tensorboard: bool                 # also write TensorBoard event files into the run folder
 

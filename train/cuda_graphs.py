@@ -11,6 +11,8 @@ which changes nothing for a padding-invariant model and leaves an epoch a handfu
   a new shape (an epoch's smaller last batch too) is recorded (which runs nothing) and replayed, and
   every later batch of that shape is a replay.
 - `GraphedForward` does the same for the validation passes (eval mode, no gradients).
+- Each keeps at most `limit` graphs (`train.cuda_graph_limit`): a batch of a further shape runs
+  eagerly, so text of many lengths cannot fill the GPU with graphs.
 - Recording skips what `torch.cuda.graph` does first to give a graph the most memory (wait for the
   device, empty the allocator's device and pinned-host caches): every new shape would otherwise
   stall the GPU and make the next batches allocate afresh.
@@ -37,17 +39,26 @@ def can_use(model, tcfg, device):
 class _Graphs:
     """CUDA graphs of one function of a batch, one per batch shape."""
 
-    def __init__(self, device):
-        self.device = device
+    def __init__(self, device, limit):
+        self.device, self.limit = device, limit
         self.graphs = {}              # shape key -> (graph, static batch, static output)
         self.side = torch.cuda.Stream(device)       # the warm-up's
         self.capture = torch.cuda.Stream(device)    # recordings'
         self.warm = False             # whether the eager warm-up has run
         self.record_seconds = 0.0     # host time spent recording
+        self.over_limit = 0           # batches run eagerly for want of a graph within the limit
 
     @staticmethod
     def key(batch):
         return tuple((name, tuple(t.shape)) for name, t in sorted(batch.items()))
+
+    def graphable(self, batch):
+        """Whether the batch's shape has a graph or may have one (within the limit); counts the
+        batches that may not (`over_limit`)."""
+        if self.key(batch) in self.graphs or len(self.graphs) < self.limit:
+            return True
+        self.over_limit += 1
+        return False
 
     def warm_up(self, fn, batch):
         """fn(batch) eagerly on a side stream, as CUDA graphs ask of the warm-up before recording."""
@@ -86,15 +97,17 @@ class _Graphs:
 class GraphedSteps(_Graphs):
     """step(batch) -> loss, as `eager(batch)` gives it (the trainer's train_step: zero the gradients,
     `update(batch)`, step the scheduler), from a graph of `update` (forward, loss, backward,
-    clipping, optimiser step; returns the detached loss) per batch shape."""
+    clipping, optimiser step; returns the detached loss) per batch shape, up to `limit` shapes."""
 
-    def __init__(self, eager, update, optimizer, scheduler, device):
-        super().__init__(device)
+    def __init__(self, eager, update, optimizer, scheduler, device, limit=64):
+        super().__init__(device, limit)
         self.eager, self.update, self.optimizer, self.scheduler = eager, update, optimizer, scheduler
 
     def step(self, batch):
         if not self.warm:
             return self.warm_up(self.eager, batch)
+        if not self.graphable(batch):
+            return self.eager(batch)
         if self.key(batch) not in self.graphs:
             self.optimizer.zero_grad(set_to_none=True)   # the graph's backward allocates its own gradients
             self.record(self.update, batch)
@@ -106,15 +119,17 @@ class GraphedSteps(_Graphs):
 
 class GraphedForward(_Graphs):
     """forward(batch) -> model(batch) for evaluation (call it in eval mode under no_grad), from a
-    graph per batch shape."""
+    graph per batch shape, up to `limit` shapes."""
 
-    def __init__(self, model, device):
-        super().__init__(device)
+    def __init__(self, model, device, limit=64):
+        super().__init__(device, limit)
         self.model = model
 
     def __call__(self, batch):
         if not self.warm:
             return self.warm_up(self.model, batch)
+        if not self.graphable(batch):
+            return self.model(batch)
         if self.key(batch) not in self.graphs:
             self.record(self.model, batch)
         return self.replay(batch).clone()     # the next replay overwrites the static output

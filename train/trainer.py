@@ -137,8 +137,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     if graphed:
         def body(batch):
             return update(model, batch, optimizer, tcfg.grad_clip, device)
-        graphs = GraphedSteps(eager_step, body, optimizer, scheduler, device)
-        step_on, forward = graphs.step, GraphedForward(model, device)
+        graphs = GraphedSteps(eager_step, body, optimizer, scheduler, device, tcfg.cuda_graph_limit)
+        step_on, forward = graphs.step, GraphedForward(model, device, tcfg.cuda_graph_limit)
         log("training steps are replayed from CUDA graphs (train.cuda_graphs)")
     tokens_field = length_field(model.input_fields()[0])
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
@@ -212,5 +212,6 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
     if graphed:
         timing["cuda_graphs"] = {"training": len(graphs.graphs), "validation": len(forward.graphs),
-                                 "record_seconds": round(graphs.record_seconds + forward.record_seconds, 2)}
+                                 "record_seconds": round(graphs.record_seconds + forward.record_seconds, 2),
+                                 "eager_over_limit": graphs.over_limit + forward.over_limit}
     return history, best, timing
