@@ -3,8 +3,8 @@
   WordEmbedding   word vectors for id tensors (pre-trained, padding id 0)
   AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
                   ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
-  RNNEncoder      LSTM / BiLSTM over a padded batch, so that padding never changes a result (packed
-                  on a CPU; on CUDA without packing, src/lstm.py)
+  RNNEncoder      LSTM / BiLSTM over a padded batch, so that padding never changes a result (without
+                  packing, src/lstm.py)
   RecurrentConfig the hyper-parameters of the plain recurrent baselines (hidden size, dropout, ...)
   WindowConv      a 1-D convolution over word vectors that reports which windows are real
   sequence_mask, masked_max, attend   masks and pooling over real positions
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from common.schema import spec
 
@@ -97,11 +96,11 @@ class AspectVector(nn.Module):
 class RNNEncoder(nn.Module):
     """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,), clamped to at least 1.
 
-    On a CPU the batch is packed (unsorted allowed); on CUDA it runs over the padded batch with the
-    state reset to zero on padded steps (src/lstm.py: the same states, with no lengths read on the
-    host, so CUDA graphs can record it). Either way padding and the other rows of the batch never
-    change a row's states. Returns
-      states (B, T, H): every position's state, zeros on padding (T kept: total_length=T);
+    It runs over the padded batch with the state reset to zero on padded steps (src/lstm.py): the
+    states of the packed LSTM, so padding and the other rows of the batch never change a row's
+    states, with no lengths read on the host (CUDA graphs can record it) and one oneDNN or cuDNN
+    call. Returns
+      states (B, T, H): every position's state, zeros on padding;
       last (B, H): the last real state; for a BiLSTM [forward state at the last real word ;
       backward state at the first word], i.e. both directions' final states.
     H = hidden_size, doubled when bidirectional (`output_size`).
@@ -114,14 +113,7 @@ class RNNEncoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
 
     def forward(self, inputs, lengths):
-        if inputs.device.type != "cpu":
-            return reset_state_lstm(self.lstm, inputs, lengths.clamp(min=1))
-        width = inputs.size(1)
-        packed = pack_padded_sequence(inputs, lengths.cpu().clamp(min=1), batch_first=True, enforce_sorted=False)
-        outputs, (final, _) = self.lstm(packed)
-        states, _ = pad_packed_sequence(outputs, batch_first=True, total_length=width)
-        last = final[-self.directions:].transpose(0, 1).reshape(inputs.size(0), self.output_size)
-        return states, last
+        return reset_state_lstm(self.lstm, inputs, lengths.clamp(min=1))
 
 
 class WindowConv(nn.Module):

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from test_lstm import packed_reference
 from test_models import MODEL_TASKS, setup
 
 from conftest import compose_cfg, tiny_capsnet
@@ -59,7 +60,7 @@ def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
         torch.testing.assert_close(model(b), model(a), rtol=1e-5, atol=1e-6)
 
 
-def train_both_ways(make, device, steps_class=GraphedSteps):
+def train_both_ways(make, device, steps_class=GraphedSteps, limit=64):
     """Train a fresh (model, train config, batches) from make() eagerly, then through steps_class
     (GraphedSteps or a stand-in); returns [(losses, weights on the CPU, scheduler steps, the steps
     object or None)] for the two runs."""
@@ -73,7 +74,7 @@ def train_both_ways(make, device, steps_class=GraphedSteps):
         steps = None
         if graphed:
             steps = steps_class(eager, lambda b: update(model, b, optimizer, tcfg.grad_clip, device),
-                                optimizer, scheduler, device)
+                                optimizer, scheduler, device, limit)
         losses = [(steps.step if graphed else eager)(b).item() for b in batches]
         results.append((losses, [p.detach().cpu() for p in model.parameters()], scheduler.last_epoch, steps))
     return results
@@ -114,8 +115,28 @@ def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_sch
     (eager_losses, eager_weights, eager_count, _), (graph_losses, graph_weights, graph_count, steps) = \
         train_both_ways(make, torch.device("cpu"), StandInSteps)
     assert len(steps.graphs) == len({GraphedSteps.key(b) for b in make()[2]}) >= 2   # the last batch's too
-    assert graph_count == eager_count == 9
+    assert graph_count == eager_count == 9 and steps.over_limit == 0
     assert eager_losses[0] != eager_losses[-1] and graph_losses == eager_losses
+    for a, b in zip(graph_weights, eager_weights):
+        assert torch.equal(a, b)
+
+
+def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device: None)
+
+    class StandInSteps(StandInGraphs, GraphedSteps):
+        pass
+
+    def make():
+        cfg, model, data = tiny()
+        return model, cfg.train, list(make_loader(data, 20, width_multiple=4)) * 3
+    batches = make()[2]
+    (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
+        train_both_ways(make, torch.device("cpu"), StandInSteps, limit=1)
+    first = GraphedSteps.key(batches[1])             # the first batch warms up; the second is recorded
+    assert list(steps.graphs) == [first]
+    assert steps.over_limit == sum(GraphedSteps.key(b) != first for b in batches[1:]) > 0
+    assert graph_losses == eager_losses
     for a, b in zip(graph_weights, eager_weights):
         assert torch.equal(a, b)
 
@@ -220,17 +241,17 @@ def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional)
     inputs, lengths = torch.randn(5, 11, 6), torch.tensor([11, 3, 1, 7, 0])
     weights = torch.randn(5, 11, encoder.output_size)
 
-    def run(device):
+    def run(device, lstm):
         e = encoder.to(device)
         e.zero_grad()
         x = inputs.to(device).detach().requires_grad_()
-        states, last = e(x, lengths.to(device))
+        states, last = lstm(e, x, lengths.to(device))
         ((states * weights.to(device)).sum() + (last * last).sum()).backward()
         return [t.detach().cpu() for t in (states, last, x.grad, *[p.grad for p in e.parameters()])]
 
-    expected = run("cpu")
+    expected = run("cpu", lambda e, x, n: packed_reference(e.lstm, x, n))     # the definition
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        got = run("cuda")
+        got = run("cuda", lambda e, x, n: e(x, n))
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 

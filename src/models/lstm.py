@@ -19,7 +19,7 @@ from .base import ABSAModel, DataInfo
 
 class LSTM(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs: src/lstm.py on CUDA)
+    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
 
     Config = RecurrentConfig
 

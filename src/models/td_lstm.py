@@ -23,7 +23,7 @@ from .base import ABSAModel, DataInfo
 
 class TDLSTM(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs: src/lstm.py on CUDA)
+    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
 
     Config = RecurrentConfig
 
