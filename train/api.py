@@ -24,7 +24,7 @@ from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import DataInfo, build_model
 
 from .checkpoint import load_checkpoint
-from .config import CONFIG_ROOT, from_tree, read_yaml
+from .config import from_tree, with_later_train_settings
 from .predict import make_instances, requests_from_items
 from .runtime import pick_device
 from .trainer import move, predict_scores
@@ -36,10 +36,8 @@ ATTENTION_MODELS = "at-lstm, atae-lstm, bilstm-attn, ian, aoa-lstm, memnet, aen"
 def stored_config(checkpoint, state):
     """The RunConfig a checkpoint was trained with. Training settings added to this project after
     it was trained (keys of `train:` it lacks) take their defaults: they do not change the model."""
-    stored = dict(state["config"])
+    stored = with_later_train_settings(state["config"])
     stored.pop("seed", None)
-    if isinstance(stored.get("train"), dict):
-        stored["train"] = {**read_yaml(CONFIG_ROOT / "default.yaml")["train"], **stored["train"]}
     try:
         return from_tree(stored, stored.get("model_name", ""))
     except UserError as err:

@@ -24,7 +24,7 @@ from common.io import write_json
 from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
-from .config import CONFIG_ROOT, available, compose, read_yaml
+from .config import CONFIG_ROOT, available, compose, read_yaml, with_later_train_settings
 from .run_folder import run_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,15 +152,21 @@ def run_state(cell):
     metrics = load_metrics(cell.folder / "metrics.json")
     if metrics is None:
         return "incomplete" if cell.folder.exists() else "new"
-    return "finished" if comparable(metrics.get("config", {})) == cell.expected_config() else "changed"
+    return "finished" if ran_as_planned(metrics, cell) else "changed"
 
 
 def finished_metrics(cell):
     """The cell's metrics.json when it is a finished run of this grid, else None."""
     metrics = load_metrics(cell.folder / "metrics.json")
-    if metrics is not None and comparable(metrics.get("config", {})) == cell.expected_config():
+    if metrics is not None and ran_as_planned(metrics, cell):
         return metrics
     return None
+
+
+def ran_as_planned(metrics, cell):
+    """Whether a run's metrics.json holds the cell's config (training settings added since it ran at
+    their defaults; the IGNORED_KEYS left out)."""
+    return comparable(with_later_train_settings(metrics.get("config", {}))) == cell.expected_config()
 
 
 # ---------------------------------------------------------------------------- running the runs
