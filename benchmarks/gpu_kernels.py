@@ -87,7 +87,7 @@ def main():
     def eager(batch):
         return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
     graphs = GraphedSteps(eager, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                          optimizer, scheduler, device)
+                          optimizer, scheduler, device, cfg.train.cuda_graph_limit)
     for batch in batches:                    # warm-up, and every shape recorded
         graphs.step(batch)
     for batch in batches:

@@ -119,7 +119,7 @@ def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
         return train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, device)
     if graphed:
         steps = GraphedSteps(step, lambda b: update(model, b, optimizer, cfg.train.grad_clip, device),
-                             optimizer, scheduler, device)
+                             optimizer, scheduler, device, cfg.train.cuda_graph_limit)
         step = steps.step
     for _ in range(epochs):
         synchronize(device)

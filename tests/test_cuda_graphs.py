@@ -101,27 +101,9 @@ class StandInGraphs:
         return fn(static)
 
 
-def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_scheduler(monkeypatch):
-    """The step logic of GraphedSteps on the CPU, with stand-in graphs: one eager warm-up step,
-    then each new shape (a smaller last batch too) is recorded and replayed; the scheduler counts
-    every step; the run is the eager run, loss for loss and weight for weight."""
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device: None)
-
-    class StandInSteps(StandInGraphs, GraphedSteps):
-        pass
-    def make():
-        cfg, model, data = tiny()
-        return model, cfg.train, list(make_loader(data, 20, width_multiple=4)) * 3    # 48 rows: 20, 20, then 8
-    (eager_losses, eager_weights, eager_count, _), (graph_losses, graph_weights, graph_count, steps) = \
-        train_both_ways(make, torch.device("cpu"), StandInSteps)
-    assert len(steps.graphs) == len({GraphedSteps.key(b) for b in make()[2]}) >= 2   # the last batch's too
-    assert graph_count == eager_count == 9 and steps.over_limit == 0
-    assert eager_losses[0] != eager_losses[-1] and graph_losses == eager_losses
-    for a, b in zip(graph_weights, eager_weights):
-        assert torch.equal(a, b)
-
-
-def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monkeypatch):
+def stand_in_runs(monkeypatch, limit):
+    """(the batches: 48 tiny rows in batches of 20, 20 and 8, three times over; the eager run and the
+    run of GraphedSteps with stand-in graphs and this graph limit, as train_both_ways gives them)."""
     monkeypatch.setattr(torch.cuda, "Stream", lambda device: None)
 
     class StandInSteps(StandInGraphs, GraphedSteps):
@@ -130,9 +112,25 @@ def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monk
     def make():
         cfg, model, data = tiny()
         return model, cfg.train, list(make_loader(data, 20, width_multiple=4)) * 3
-    batches = make()[2]
-    (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
-        train_both_ways(make, torch.device("cpu"), StandInSteps, limit=1)
+    return (make()[2], *train_both_ways(make, torch.device("cpu"), StandInSteps, limit))
+
+
+def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_scheduler(monkeypatch):
+    """The step logic of GraphedSteps on the CPU, with stand-in graphs: one eager warm-up step,
+    then each new shape (a smaller last batch too) is recorded and replayed; the scheduler counts
+    every step; the run is the eager run, loss for loss and weight for weight."""
+    batches, (eager_losses, eager_weights, eager_count, _), (graph_losses, graph_weights, graph_count, steps) = \
+        stand_in_runs(monkeypatch, limit=64)
+    assert len(steps.graphs) == len({GraphedSteps.key(b) for b in batches}) >= 2   # the last batch's too
+    assert graph_count == eager_count == 9 and steps.over_limit == 0
+    assert eager_losses[0] != eager_losses[-1] and graph_losses == eager_losses
+    for a, b in zip(graph_weights, eager_weights):
+        assert torch.equal(a, b)
+
+
+def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monkeypatch):
+    batches, (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
+        stand_in_runs(monkeypatch, limit=1)
     first = GraphedSteps.key(batches[1])             # the first batch warms up; the second is recorded
     assert list(steps.graphs) == [first]
     assert steps.over_limit == sum(GraphedSteps.key(b) != first for b in batches[1:]) > 0
@@ -148,7 +146,7 @@ def test_graphed_validation_warms_up_once_then_replays_every_shape(monkeypatch):
         pass
     cfg, model, data = tiny()
     loader = make_eval_loader(data, 16)
-    forward = StandInForward(model, torch.device("cpu"))
+    forward = StandInForward(model, torch.device("cpu"), cfg.train.cuda_graph_limit)
     eager = predict_scores(model, loader, torch.device("cpu"))[0]
     graphed = predict_scores(model, loader, torch.device("cpu"), forward=forward)[0]
     assert len(forward.graphs) == len({GraphedForward.key(b) for b in list(loader)[1:]})
@@ -217,7 +215,7 @@ def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_
     device = torch.device("cuda")
     loader = make_eval_loader(data, 16)
     shapes = {GraphedForward.key(b) for b in loader}
-    forward = GraphedForward(model, device)
+    forward = GraphedForward(model, device, cfg.train.cuda_graph_limit)
     eager = predict_scores(model, loader, device)[0]
     for _ in range(2):                      # the first batch warms up eagerly, then every shape is recorded
         graphed = predict_scores(model, loader, device, forward=forward)[0]

@@ -99,7 +99,7 @@ class GraphedSteps(_Graphs):
     `update(batch)`, step the scheduler), from a graph of `update` (forward, loss, backward,
     clipping, optimiser step; returns the detached loss) per batch shape, up to `limit` shapes."""
 
-    def __init__(self, eager, update, optimizer, scheduler, device, limit=64):
+    def __init__(self, eager, update, optimizer, scheduler, device, limit):
         super().__init__(device, limit)
         self.eager, self.update, self.optimizer, self.scheduler = eager, update, optimizer, scheduler
 
@@ -121,7 +121,7 @@ class GraphedForward(_Graphs):
     """forward(batch) -> model(batch) for evaluation (call it in eval mode under no_grad), from a
     graph per batch shape, up to `limit` shapes."""
 
-    def __init__(self, model, device, limit=64):
+    def __init__(self, model, device, limit):
         super().__init__(device, limit)
         self.model = model
 
