@@ -85,6 +85,21 @@ class _Graphs:
         self.graphs[self.key(batch)] = (graph, static, out)
         self.record_seconds += time.perf_counter() - start
 
+    def run(self, eager, recorded, batch):
+        """(output, replayed): eager(batch) for the warm-up and for a shape past the limit; else
+        recorded(batch) from the shape's graph, recorded first (after `before_recording`) if new."""
+        if not self.warm:
+            return self.warm_up(eager, batch), False
+        if not self.graphable(batch):
+            return eager(batch), False
+        if self.key(batch) not in self.graphs:
+            self.before_recording()
+            self.record(recorded, batch)
+        return self.replay(batch), True
+
+    def before_recording(self):
+        """What must happen before each recording (nothing here; GraphedSteps clears the gradients)."""
+
     def replay(self, batch):
         """fn(batch) from its shape's graph: the static output."""
         graph, static, out = self.graphs[self.key(batch)]
@@ -103,16 +118,12 @@ class GraphedSteps(_Graphs):
         super().__init__(device, limit)
         self.eager, self.update, self.optimizer, self.scheduler = eager, update, optimizer, scheduler
 
+    def before_recording(self):
+        self.optimizer.zero_grad(set_to_none=True)   # the graph's backward allocates its own gradients
+
     def step(self, batch):
-        if not self.warm:
-            return self.warm_up(self.eager, batch)
-        if not self.graphable(batch):
-            return self.eager(batch)
-        if self.key(batch) not in self.graphs:
-            self.optimizer.zero_grad(set_to_none=True)   # the graph's backward allocates its own gradients
-            self.record(self.update, batch)
-        loss = self.replay(batch)
-        if self.scheduler is not None:
+        loss, replayed = self.run(self.eager, self.update, batch)
+        if replayed and self.scheduler is not None:
             self.scheduler.step()     # a constant rate (can_use); it still counts the steps
         return loss
 
@@ -126,10 +137,5 @@ class GraphedForward(_Graphs):
         self.model = model
 
     def __call__(self, batch):
-        if not self.warm:
-            return self.warm_up(self.model, batch)
-        if not self.graphable(batch):
-            return self.model(batch)
-        if self.key(batch) not in self.graphs:
-            self.record(self.model, batch)
-        return self.replay(batch).clone()     # the next replay overwrites the static output
+        scores, replayed = self.run(self.model, self.model, batch)
+        return scores.clone() if replayed else scores     # the next replay overwrites the static output
