@@ -67,9 +67,7 @@ def held_state_gru(gru, inputs, lengths, constant=None):
     z = 1, so it keeps the state it was given (as BiGRULayer's +inf does). The backward direction
     reads a row's padding first, so it starts the row's real steps from the zero state, as the
     packed GRU does; no gradient crosses a padded step's gates (z(1 - z) = 0, 1 - z = 0). The
-    inputs are zeroed on padded steps, so the padding's own values cannot outweigh HOLD. The
-    weights, widened by that column, are not the module's flat cuDNN buffer: cuDNN copies them in
-    at each call (a few small copies), and its warning that it does so is silenced."""
+    inputs are zeroed on padded steps, so the padding's own values cannot outweigh HOLD."""
     positions = torch.arange(inputs.size(1), device=inputs.device)
     real = (positions < lengths[:, None]).unsqueeze(-1).to(inputs.dtype)     # (B, T, 1)
     padded = 1 - real
@@ -81,15 +79,27 @@ def held_state_gru(gru, inputs, lengths, constant=None):
     hold[hidden:2 * hidden] = HOLD
     start = inputs.new_zeros(2, inputs.size(0), hidden)
     for layer in range(gru.num_layers):
-        weights = []
-        for suffix in ("", "_reverse"):
-            w_ih, w_hh, b_ih, b_hh = (getattr(gru, f"{name}_l{layer}{suffix}")
-                                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-            weights += [torch.cat([w_ih, hold], dim=1), w_hh, b_ih, b_hh]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-            x = _VF.gru(torch.cat([x, padded], dim=-1), start, weights, True, 1, 0.0, gru.training, True, True)[0]
+        x = kernel_over_padding(_VF.gru, gru, layer, x, padded, start, hold)
     return x * real
+
+
+def kernel_over_padding(kernel, rnn, layer, x, padded, state, column):
+    """Outputs (B, T, D H) of one layer of the batch-first `rnn` (D directions) as one call of its
+    kernel (_VF.gru or _VF.lstm: cuDNN, oneDNN or torch's own) over x (B, T, I), every step's input
+    widened by the feature `padded` (B, T, 1), weighted by `column` (G H, 1: one weight per gate row)
+    in each direction; `state` is the start state. held_state_gru and src/lstm.py's reset_state_lstm
+    pin gates on padded steps this way. The widened weights are not the module's flat cuDNN buffer:
+    cuDNN copies them in at each call (a few small copies), and its warning that it does so is
+    silenced."""
+    weights = []
+    for suffix in ("", "_reverse")[:2 if rnn.bidirectional else 1]:
+        w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{name}_l{layer}{suffix}")
+                                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        weights += [torch.cat([w_ih, column], dim=1), w_hh, b_ih, b_hh]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+        return kernel(torch.cat([x, padded], dim=-1), state, weights, True, 1, 0.0, rnn.training,
+                      rnn.bidirectional, True)[0]
 
 
 def layer_forward(x, constant, padded, w_ih, w_hh, b_ih, b_hh, for_backward):

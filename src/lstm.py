@@ -15,10 +15,10 @@ whatever came before. So
 The cell, as nn.LSTM's: i, f, o = sigmoid(W_i* x + b_i* + W_h* h + b_h*), g = tanh(...),
 c' = f c + i g, h' = o tanh(c').
 """
-import warnings
-
 import torch
 from torch import _VF
+
+from .gru import kernel_over_padding
 
 RESET = 1e4   # subtracted from a padded step's input- and forget-gate pre-activations: sigmoid is 0
 
@@ -33,19 +33,11 @@ def reset_state_lstm(lstm, inputs, lengths):
     batch, steps, _ = inputs.shape
     hidden, directions = lstm.hidden_size, 2 if lstm.bidirectional else 1
     real = (torch.arange(steps, device=inputs.device) < lengths[:, None]).unsqueeze(-1).to(inputs.dtype)
-    x = torch.cat([inputs * real, 1 - real], dim=-1)      # inputs zeroed on padding: RESET outweighs them
     reset = inputs.new_zeros(4 * hidden, 1)               # gate rows i, f, g, o: -RESET on i and f
     reset[:2 * hidden] = -RESET
-    weights = []
-    for suffix in ("", "_reverse")[:directions]:
-        w_ih, w_hh, b_ih, b_hh = (getattr(lstm, f"{name}_l0{suffix}")
-                                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-        weights += [torch.cat([w_ih, reset], dim=1), w_hh, b_ih, b_hh]
     zeros = inputs.new_zeros(directions, batch, hidden)
-    with warnings.catch_warnings():   # the widened weights are not the module's flat cuDNN buffer
-        warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
-        states = _VF.lstm(x, (zeros, zeros), weights, True, 1, 0.0, lstm.training, lstm.bidirectional, True)[0]
-    states = states * real
+    # inputs zeroed on padding, so RESET outweighs them
+    states = kernel_over_padding(_VF.lstm, lstm, 0, inputs * real, 1 - real, (zeros, zeros), reset) * real
     last_word = (lengths - 1).view(batch, 1, 1).expand(batch, 1, hidden)
     last = states[..., :hidden].gather(1, last_word).squeeze(1)      # forward state at the last real word
     if directions == 2:
