@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from common.labels import LABELS
 
+from .dropout import Dropout
 from .explain import Traceable, Weights
 
 
@@ -74,7 +75,7 @@ class CapsuleGuidedRouting(Traceable, nn.Module):
         self.guide = nn.Parameter(torch.empty(num_classes, capsule_size))
         self.weight = nn.Parameter(torch.empty(capsule_size, capsule_size))
         self.scale = nn.Parameter(torch.tensor(float(scale_init)))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         nn.init.xavier_uniform_(self.weight)
         if sentiment is None:
             nn.init.xavier_uniform_(self.guide)
@@ -108,7 +109,7 @@ class DynamicRouting(Traceable, nn.Module):
         self.weight = nn.Parameter(torch.empty(num_classes, capsule_size, capsule_size))
         self.scale = nn.Parameter(torch.tensor(float(scale_init)))
         self.iterations = iterations
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         for matrix in self.weight.data:
             nn.init.xavier_uniform_(matrix)
 
@@ -149,7 +150,7 @@ class CapsuleHead(Traceable, nn.Module):
         self.primary = nn.Linear(state_size, capsule_size)
         self.aspect = nn.Linear(aspect_size, capsule_size)
         # dropout on W_p h_i and W_a a before the squash (the authors' CapsNet-BERT); 0 = none
-        self.capsule_dropout = nn.Dropout(capsule_dropout) if capsule_dropout else nn.Identity()
+        self.capsule_dropout = Dropout(capsule_dropout) if capsule_dropout else nn.Identity()
         self.normalise = BilinearAttention(capsule_size, capsule_size)
         self.routing = make_routing(routing, capsule_size, num_classes, scale_init, dropout, sentiment, iterations)
         self.in_state_space = routing == "guided" and not capsule_dropout and state_size < capsule_size

@@ -38,6 +38,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import WordEmbedding, sequence_mask
+from ..dropout import Dropout
 from ..explain import Traceable, Weights
 from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig
@@ -55,7 +56,7 @@ class MLPMultiHeadAttention(Traceable, nn.Module):
         self.query = nn.Linear(in_size, heads * head_size)
         self.w_att = nn.Parameter(torch.empty(2 * head_size))
         self.output = nn.Linear(heads * head_size, out_size)   # W^mh
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x):
         return x.view(x.size(0), x.size(1), self.heads, self.head_size).transpose(1, 2)   # (B, h, len, s)
@@ -77,7 +78,7 @@ class PointwiseConvTransform(nn.Module):
     def __init__(self, size, dropout):
         super().__init__()
         self.conv1, self.conv2 = nn.Linear(size, size), nn.Linear(size, size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, h):
         return self.dropout(self.conv2(torch.relu(self.conv1(h))))

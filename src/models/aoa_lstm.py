@@ -22,6 +22,7 @@ import torch.nn as nn
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, sequence_mask
+from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean, masked_softmax
 from .base import ABSAModel, DataInfo
@@ -43,7 +44,7 @@ class AOALSTM(ABSAModel):
         d = self.embedding.embedding_dim
         self.sentence_lstm = RNNEncoder(d, cfg.hidden_size, bidirectional=True)
         self.target_lstm = RNNEncoder(d, cfg.hidden_size, bidirectional=True)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(self.sentence_lstm.output_size, info.num_classes)
 
     def forward(self, batch):

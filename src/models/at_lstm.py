@@ -39,6 +39,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..dropout import Dropout
 from ..explain import Weights
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
@@ -74,7 +75,7 @@ class ATLSTM(ABSAModel):
         self.w = nn.Linear(d + d_a, 1, bias=False)
         self.W_p = nn.Linear(d, d, bias=False)
         self.W_x = nn.Linear(d, d, bias=False)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(d, info.num_classes)
 
     def encoder_input_size(self, word_size, aspect_size):

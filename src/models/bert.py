@@ -7,6 +7,7 @@ import torch.nn as nn
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_bert
+from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel
 
@@ -28,7 +29,7 @@ class BertPair(ABSAModel):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.bert = load_bert(cfg.bert_path)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.classifier = nn.Linear(self.bert.config.hidden_size, info.num_classes)
 
     def forward(self, batch):

@@ -18,6 +18,7 @@ import torch.nn as nn
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..dropout import Dropout
 from ..explain import Weights
 from .base import ABSAModel, DataInfo
 
@@ -38,7 +39,7 @@ class BiLSTMAttn(ABSAModel):
         self.aspect = AspectVector(self.embedding, info.task, info.num_categories)
         self.encoder = RNNEncoder(self.embedding.embedding_dim, cfg.hidden_size, bidirectional=True)
         self.W_a = nn.Linear(self.aspect.dim, self.encoder.output_size, bias=False)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(self.encoder.output_size, info.num_classes)
 
     def forward(self, batch):

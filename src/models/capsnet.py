@@ -15,6 +15,7 @@ import torch.nn as nn
 from common.schema import spec
 from data_process.fields import InputSpec
 
+from ..dropout import Dropout
 from ..gru import bidirectional_gru
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
@@ -58,7 +59,7 @@ class CapsNet(ABSAModel):
         # Not the paper's design: widen word vectors before the encoder (null keeps the paper's).
         self.projection = nn.Linear(word_size, cfg.embed_projection) if cfg.embed_projection else None
         width = cfg.embed_projection or word_size
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         # Eq. 2: BiGRU over [E_i ; a], hidden size = word width, plus the word-vector residual.
         self.encoder = nn.GRU(2 * width, width, num_layers=cfg.num_layers, bidirectional=True, batch_first=True)
         self.head = CapsuleHead(2 * width, width, cfg.capsule_size, info.num_classes, cfg.routing_scale,

@@ -11,6 +11,7 @@ import torch.nn as nn
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_bert
+from ..dropout import Dropout
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel
@@ -45,7 +46,7 @@ class CapsNetBert(ABSAModel):
         self.bert = load_bert(cfg.bert_path)
         hidden = self.bert.config.hidden_size
         on_states = cfg.dropout_site == "states"
-        self.dropout = nn.Dropout(cfg.dropout) if on_states else nn.Identity()
+        self.dropout = Dropout(cfg.dropout) if on_states else nn.Identity()
         self.head = CapsuleHead(hidden, hidden, cfg.capsule_size, info.num_classes, cfg.routing_scale,
                                 cfg.dropout, info.sentiment if cfg.guide_init == "lexicon" else None,
                                 cfg.routing, cfg.routing_iterations, capsule_dropout=0.0 if on_states else cfg.dropout)

@@ -28,6 +28,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, WindowConv, WordEmbedding, masked_max, sequence_mask
+from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
@@ -62,7 +63,7 @@ class GCAE(ABSAModel):
         self.sentiment_convs = nn.ModuleList(WindowConv(d, maps, k) for k in cfg.filter_widths)
         self.aspect_convs = nn.ModuleList(WindowConv(d, maps, k) for k in cfg.filter_widths)
         self.V_a = nn.Linear(aspect_size, maps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(maps * len(cfg.filter_widths), info.num_classes)
 
     def _words(self, ids, lengths):

@@ -23,6 +23,7 @@ import torch.nn as nn
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean
 from .base import ABSAModel, DataInfo
@@ -46,7 +47,7 @@ class IAN(ABSAModel):
         self.target_lstm = RNNEncoder(d, h)
         self.W_a = nn.Bilinear(h, h, 1)     # h^c_i W_a t_avg^T + b_a
         self.W_b = nn.Bilinear(h, h, 1)     # h^t_i W_b c_avg^T + b_b
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(2 * h, info.num_classes)
 
     @staticmethod

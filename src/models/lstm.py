@@ -14,6 +14,7 @@ import torch.nn as nn
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
+from ..dropout import Dropout
 from .base import ABSAModel, DataInfo
 
 
@@ -31,7 +32,7 @@ class LSTM(ABSAModel):
         super().__init__(cfg, info)
         self.embedding = WordEmbedding(info.embeddings, cfg.freeze_embeddings)
         self.encoder = RNNEncoder(self.embedding.embedding_dim, cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(self.encoder.output_size, info.num_classes)
 
     def forward(self, batch):

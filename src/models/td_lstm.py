@@ -18,6 +18,7 @@ import torch.nn as nn
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
+from ..dropout import Dropout
 from .base import ABSAModel, DataInfo
 
 
@@ -37,7 +38,7 @@ class TDLSTM(ABSAModel):
         d = self.embedding.embedding_dim
         self.left_lstm = RNNEncoder(d, cfg.hidden_size)
         self.right_lstm = RNNEncoder(d, cfg.hidden_size)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(2 * cfg.hidden_size, info.num_classes)
 
     def forward(self, batch):

@@ -26,6 +26,7 @@ from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import WindowConv, WordEmbedding, masked_max, sequence_mask
+from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo
 
@@ -52,7 +53,7 @@ class TextCNN(ABSAModel):
         self.embedding = WordEmbedding(info.embeddings, cfg.freeze_embeddings)
         d = self.embedding.embedding_dim
         self.convs = nn.ModuleList(WindowConv(d, cfg.num_filters, width) for width in cfg.filter_widths)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(cfg.num_filters * len(cfg.filter_widths), info.num_classes)
 
     def forward(self, batch):
