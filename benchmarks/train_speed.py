@@ -7,6 +7,7 @@ alone, and with the validation pass), peak memory, for this working tree and, wi
     python benchmarks/train_speed.py --compare-commit 8e25dce          # this tree against that commit
     python benchmarks/train_speed.py --devices cuda --models capsnet,capsnet-bert
     python benchmarks/train_speed.py --config configs/experiments/capsnet-proj300.yaml --compare-commit 8e25dce
+    python benchmarks/train_speed.py --compare-commit e27622d --epochs 2 --repeats 3   # interleaved, 3 each
 
 Each figure comes from a real `main.py --mode train` run in a subprocess (the command line is
 stable across commits, so an old commit is measured the same way, from a git worktree of it), into
@@ -15,10 +16,16 @@ process (CPU) or the peak memory allocated by torch (CUDA, from metrics.json whe
 records it). Preprocessing is not timed; an old commit preprocesses into its own temporary folder
 (its pipeline may differ), so it never touches data/processed. Needs the raw data ($ABSA_DATA_ROOT
 or data/raw) unless data/processed is current.
+
+On a shared machine a run can meet a slow spell (the development machine's epochs take 5.0-5.5 s in
+quiet spells and 7-8 s in slow ones). With --repeats N each tree trains N times, the trees taking
+turns (A B A B ...), so a spell slows both alike; a row then reports the tree's fastest run (what
+the code can do) and, in the last column, the median of its runs' training seconds per epoch.
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,23 +58,33 @@ def run_training(tree, model, dataset, device, epochs, runs, processed, threads,
     return json.loads(metrics_file.read_text()), peak_rss, ""
 
 
-def row(label, model, dataset, device, metrics, peak_rss, error):
+def seconds_per_epoch(result):
+    """Training seconds per epoch of one run_training result (inf when it failed)."""
+    metrics = result[0]
+    return metrics["timing"]["train_seconds"] / max(1, len(metrics["history"])) if metrics else float("inf")
+
+
+def row(label, model, dataset, device, results):
+    """The table row of one tree's runs: its fastest run's figures, and the median s/epoch of all."""
+    metrics, peak_rss, error = min(results, key=seconds_per_epoch)
     if metrics is None:
         return [label, model, dataset, device, f"failed: {error[:60]}"]
     timing, epochs = metrics["timing"], max(1, len(metrics["history"]))
     memory = timing.get("peak_memory_mib") if device == "cuda" else round(peak_rss)
+    median = statistics.median(seconds_per_epoch(r) for r in results)
     return [label, model, dataset, device, f"{timing['train_samples_per_second']:.0f}",
             f"{timing['train_tokens_per_second']:.0f}", f"{timing['train_seconds'] / epochs:.2f}",
             f"{timing['wall_seconds'] / epochs:.2f}", "-" if memory is None else f"{memory:.0f}",
-            f"{metrics['test']['accuracy']:.2f}"]
+            f"{metrics['test']['accuracy']:.2f}", f"{median:.2f}"]
 
 
-def print_table(rows, epochs):
+def print_table(rows, epochs, repeats):
     header = ["tree", "model", "dataset", "device", "samples/s", "tokens/s", "s/epoch train",
-              "s/epoch +val", "peak MiB", "test acc"]
+              "s/epoch +val", "peak MiB", "test acc", "median s/epoch train"]
     widths = [max(len(str(r[i])) if i < len(r) else 0 for r in rows + [header]) for i in range(len(header))]
-    print(f"\n{epochs} epoch(s) per run; peak MiB: CPU = peak resident memory of the training process, "
-          "CUDA = peak allocated by torch; test acc after so few epochs says nothing about the model")
+    runs = f"fastest of {repeats} interleaved runs per tree" if repeats > 1 else "one run per tree"
+    print(f"\n{epochs} epoch(s) per run, {runs}; peak MiB: CPU = peak resident memory of the training "
+          "process, CUDA = peak allocated by torch; test acc after so few epochs says nothing about the model")
     for r in [header] + rows:
         print("  ".join(str(v).rjust(w) if i > 3 else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
 
@@ -90,8 +107,12 @@ def main():
     parser.add_argument("--threads", type=int, help="torch CPU threads per run (default: torch's)")
     parser.add_argument("--config", help="an experiment YAML for every run (configs/experiments/...)")
     parser.add_argument("--compare-commit", metavar="REF", help="also measure this commit, side by side")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per tree, the trees taking turns; rows show each tree's fastest run")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     import torch  # only to know whether CUDA is there
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     rows = []
@@ -104,17 +125,23 @@ def main():
             for model in args.models.split(","):
                 for dataset in args.datasets.split(","):
                     for device in devices:
-                        for label, tree, processed in trees:
-                            runs = Path(tmp) / f"runs-{len(rows)}"
-                            result = run_training(tree, model, dataset, device, args.epochs, runs, processed,
-                                                  args.threads, args.overrides, args.config)
-                            rows.append(row(label, model, dataset, device, *result))
-                            print(" ".join(rows[-1]), flush=True)
+                        results = {label: [] for label, _, _ in trees}
+                        for turn in range(args.repeats):
+                            for index, (label, tree, processed) in enumerate(trees):
+                                runs = Path(tmp) / f"runs-{model}-{dataset}-{device}-{index}-{turn}"
+                                results[label].append(run_training(tree, model, dataset, device, args.epochs, runs,
+                                                                   processed, args.threads, args.overrides,
+                                                                   args.config))
+                                seconds = seconds_per_epoch(results[label][-1])
+                                print(f"{label} {model} {dataset} {device} run {turn + 1}: "
+                                      f"{seconds:.2f} s/epoch training", flush=True)
+                        for label, _, _ in trees:
+                            rows.append(row(label, model, dataset, device, results[label]))
         finally:
             if args.compare_commit:
                 subprocess.run(["git", "worktree", "remove", "--force", str(Path(tmp) / "ref")], cwd=ROOT,
                                capture_output=True)
-    print_table(rows, args.epochs)
+    print_table(rows, args.epochs, args.repeats)
 
 
 if __name__ == "__main__":
