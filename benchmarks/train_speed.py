@@ -132,9 +132,10 @@ def main():
                                 results[label].append(run_training(tree, model, dataset, device, args.epochs, runs,
                                                                    processed, args.threads, args.overrides,
                                                                    args.config))
-                                seconds = seconds_per_epoch(results[label][-1])
-                                print(f"{label} {model} {dataset} {device} run {turn + 1}: "
-                                      f"{seconds:.2f} s/epoch training", flush=True)
+                                metrics, _, error = results[label][-1]
+                                outcome = (f"{seconds_per_epoch(results[label][-1]):.2f} s/epoch training" if metrics
+                                           else f"failed: {error}")
+                                print(f"{label} {model} {dataset} {device} run {turn + 1}: {outcome}", flush=True)
                         for label, _, _ in trees:
                             rows.append(row(label, model, dataset, device, results[label]))
         finally:
