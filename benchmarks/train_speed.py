@@ -81,12 +81,15 @@ def row(label, model, dataset, device, results):
 def print_table(rows, epochs, repeats):
     header = ["tree", "model", "dataset", "device", "samples/s", "tokens/s", "s/epoch train",
               "s/epoch +val", "peak MiB", "test acc", "median s/epoch train"]
-    widths = [max(len(str(r[i])) if i < len(r) else 0 for r in rows + [header]) for i in range(len(header))]
+    measured = [r for r in rows if len(r) == len(header)]     # a failed run's row ends with its error
+    widths = [max(len(str(r[i])) for r in (rows if i < 4 else measured) + [header]) for i in range(len(header))]
     runs = f"fastest of {repeats} interleaved runs per tree" if repeats > 1 else "one run per tree"
     print(f"\n{epochs} epoch(s) per run, {runs}; peak MiB: CPU = peak resident memory of the training "
           "process, CUDA = peak allocated by torch; test acc after so few epochs says nothing about the model")
     for r in [header] + rows:
-        print("  ".join(str(v).rjust(w) if i > 3 else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths))))
+        cells = [str(v).rjust(w) if i > 3 else str(v).ljust(w) for i, (v, w) in enumerate(zip(r[:4], widths))]
+        cells += [str(v).rjust(w) for v, w in zip(r[4:], widths[4:])] if len(r) == len(header) else r[4:]
+        print("  ".join(cells))
 
 
 def worktree(ref, where):
