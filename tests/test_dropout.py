@@ -9,10 +9,9 @@ from src.dropout import Dropout, dropout_mask
 def bernoulli_reads_uniforms():
     """Whether this torch's CPU bernoulli_ keeps an element when the generator's next float64
     uniform is below p (its own kernel; on Intel CPUs it may use MKL's stream instead)."""
-    torch.manual_seed(11)
-    drawn = torch.empty(1000).bernoulli_(0.3)
-    torch.manual_seed(11)
-    return torch.equal(drawn, (torch.rand(1000, dtype=torch.float64) < 0.3).float())
+    drawn = torch.empty(1000).bernoulli_(0.3, generator=torch.Generator().manual_seed(11))
+    uniforms = torch.rand(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    return torch.equal(drawn, (uniforms < 0.3).float())
 
 
 def both_ways(x, p, scale=1.7):
