@@ -24,7 +24,7 @@ from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
 from train.run import datasets, make_train_loader, model_inputs  # noqa: E402
 from train.runtime import set_seed  # noqa: E402
-from train.trainer import make_optimizer  # noqa: E402
+from train.trainer import make_optimizer, train_step  # noqa: E402
 
 
 def use_dropout(model, kind):
@@ -49,20 +49,16 @@ def main():
     model = build_model(cfg.model_name, cfg.model, data.info())
     sets = datasets(data, cfg, model.input_fields(), ("train",), torch.device("cpu"))
     loader = make_train_loader(sets["train"], cfg.train, seed=0)
-    optimizer, _ = make_optimizer(model, cfg.train, len(loader))
     batches = list(loader)
+    block = max(1, int(len(batches) * args.fraction))
+    optimizer, scheduler = make_optimizer(model, cfg.train, 5 + 2 * args.rounds * block)
     model.train()
 
-    def step(batch):
-        loss = model.loss(model(batch).float(), batch["label"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
+    def step(batch):                         # the training loop's own step (train/trainer.py)
+        train_step(model, batch, optimizer, scheduler, cfg.train.grad_clip, torch.device("cpu"))
 
     for batch in batches[:5]:
         step(batch)
-    block = max(1, int(len(batches) * args.fraction))
     kinds = {"nn.Dropout": torch.nn.Dropout, "src/dropout.Dropout": Dropout}
     blocks = {name: [] for name in kinds}
     for turn in range(args.rounds):
