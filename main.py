@@ -34,7 +34,7 @@ def parse_args(argv=None):
                         "(default: <run folder>/explain/)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
-    grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/grid.py, train/table.py)")
+    grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/experiments/)")
     grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3)")
     grid.add_argument("--datasets", help="comma-separated datasets (default: the 6 columns of Table 3)")
     grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
@@ -49,12 +49,12 @@ def main(argv=None):
     args = parse_args(argv)
     from train.config import compose
     if args.mode == "stats":
-        from train.stats import stats_job
+        from train.experiments.table2 import stats_job
         names = [args.dataset] if args.dataset else None
         print(stats_job(names, lambda name: compose(args.model, name, args.config, args.overrides)), end="")
         return 0
     if args.mode in ("reproduce", "table"):
-        from train.grid import grid_job
+        from train.experiments.jobs import grid_job
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
                         args.overrides, args.backend, args.address, args.results)
     cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
@@ -72,20 +72,23 @@ def main(argv=None):
         from train.run import print_json, train_job
         print_json(train_job(cfg, args.seed, args.device))
     elif args.mode == "test":
-        from train.run import print_json, test_job
+        from train.inference.evaluate import test_job
+        from train.run import print_json
         print_json(test_job(cfg, args.seed, args.device, args.checkpoint))
     elif args.mode == "report":
         from pathlib import Path
 
-        from train.report import report
+        from train.experiments.report import report
         runs = Path(cfg.paths.runs)
         print(report(runs, runs / "summary.md"), end="")
     elif args.mode in ("predict", "explain"):
-        # the checkpoint alone is enough: no raw or processed data is read (train/api.py)
+        # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
         from pathlib import Path
 
-        from train.predict import read_requests
-        from train.run import explain_job, load_classifier, print_json
+        from train.inference.evaluate import load_classifier
+        from train.inference.explain import explain_job
+        from train.inference.requests import read_requests
+        from train.run import print_json
         from train.run_folder import run_dir
         requests = read_requests(args.text, args.aspect, args.input)
         checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"

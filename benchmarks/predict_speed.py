@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data_process.preprocess import read_instances  # noqa: E402
-from train.api import SentimentClassifier  # noqa: E402
-from train.predict import read_requests  # noqa: E402
+from train.inference.api import SentimentClassifier  # noqa: E402
+from train.inference.requests import read_requests  # noqa: E402
 
 
 def request_lines(clf, count):

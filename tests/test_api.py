@@ -1,4 +1,4 @@
-"""Self-contained checkpoints, the Python API (train/api.py), --mode explain and TensorBoard events.
+"""Self-contained checkpoints, the Python API (train/inference/api.py), --mode explain and TensorBoard events.
 
 Two tiny runs (CapsNet and AT-LSTM on 40 MAMS-ATSA instances, two optimiser steps) are trained once
 per module through `python main.py`; every output goes to tmp folders. The per-model weight checks
@@ -57,7 +57,7 @@ def runs(shared_data, tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["capsnet", "at-lstm"])
 def test_predict_from_a_lone_checkpoint_matches_the_api(runs, model, tmp_path):
-    from train.api import SentimentClassifier
+    from train.inference.api import SentimentClassifier
     lone = tmp_path / "empty"
     lone.mkdir()
     shutil.copy(runs["folders"][model] / "checkpoint.pt", lone / "model.pt")
@@ -122,7 +122,7 @@ def test_test_mode_still_checks_against_the_processed_data(runs):
 
 
 def test_capsnet_explain_weights_and_png(runs, tmp_path):
-    from train.api import SentimentClassifier
+    from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["capsnet"] / "checkpoint.pt", device="cpu")
     record = clf.explain(SENTENCE, "service")
     assert record["label"] == clf.predict([(SENTENCE, "service")])[0]["label"]
@@ -155,7 +155,7 @@ def test_capsnet_explain_weights_and_png(runs, tmp_path):
 
 
 def test_at_lstm_explain_attention_sums_to_one(runs):
-    from train.api import SentimentClassifier
+    from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["at-lstm"] / "checkpoint.pt", device="cpu")
     (heat,) = clf.explain(SENTENCE, "food")["weights"]
     assert heat["words"] == ["the", "food", "was", "great", "but", "the", "service", "slow", "."]
@@ -180,7 +180,7 @@ def tiny_classifier(model_name, task="atsa"):
     from data_process.encode import Encoder
     from data_process.vocab import SPECIALS, Vocab
     from src.models import DataInfo, build_model, get_model_class
-    from train.api import SentimentClassifier
+    from train.inference.api import SentimentClassifier
     dataset = "mams-atsa" if task == "atsa" else "mams-acsa"
     cfg = compose_cfg(dataset, model_name)
     words = list(SPECIALS) + "the food was great but service slow . decor is not special at all their amazing".split()

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from src.models import MODELS
-from train.api import SentimentClassifier
 from train.config import compose
+from train.inference.api import SentimentClassifier
 from train.run import train_job
 
 DATASET_OF = {"atsa": "mams-atsa", "acsa": "mams-acsa"}

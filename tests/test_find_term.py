@@ -1,11 +1,11 @@
-"""train.predict.find_term: where a request's aspect term is in its text. The str.find search used on
+"""train.inference.requests.find_term: where a request's aspect term is in its text. The str.find search used on
 ASCII text gives what the regular expressions give (first whole-word match, else first substring,
 case-insensitive)."""
 import random
 import re
 import xml.etree.ElementTree as ET
 
-from train.predict import find_term
+from train.inference.requests import find_term
 
 
 def regex_reference(text, term):

@@ -1,4 +1,4 @@
-"""--mode reproduce / --mode table: the grid (train/grid.py), the table (train/table.py), strict
+"""--mode reproduce / --mode table: the grid (train/experiments/grid.py), the table (train/experiments/table.py), strict
 accuracy and predictions.jsonl (train/metrics.py, train/predictions.py).
 
 Two tests train for real (CapsNet on 40 MAMS-ATSA instances, a couple of steps per run): the resume
@@ -20,10 +20,10 @@ import pytest
 
 from common.errors import UserError
 from conftest import REPO_ROOT, compose_cfg
-from train import grid
-from train.grid import Cell, Plan, Progress, make_plan, reproduce, run_state
+from train.experiments import grid
+from train.experiments.grid import Cell, Plan, Progress, make_plan, reproduce, run_state
+from train.experiments.table import load_paper, render_table
 from train.metrics import strict_accuracy
-from train.table import load_paper, render_table
 
 TINY = ["--set", "data.limit=40", "--set", "train.epochs=1", "--set", "train.max_steps=2"]
 
@@ -235,7 +235,7 @@ def _gone_or_zombie(pid):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_a_training_process_stops_when_the_grid_process_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import subprocess, sys, time; from train.grid import dies_with_parent; "
+        "import subprocess, sys, time; from train.experiments.grid import dies_with_parent; "
         "p = subprocess.Popen(dies_with_parent([sys.executable, '-c', 'import time; time.sleep(120)'])); "
         "print(p.pid, flush=True); time.sleep(120)")], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())

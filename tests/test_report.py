@@ -1,7 +1,7 @@
-"""--mode report: the table of run results, averaged over seeds (train/report.py)."""
+"""--mode report: the table of run results, averaged over seeds (train/experiments/report.py)."""
 import json
 
-from train.report import report
+from train.experiments.report import report
 
 
 def _write(root, dataset, name, seed, accuracy, macro_f1):

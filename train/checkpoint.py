@@ -4,7 +4,7 @@ takes to encode new text and rebuild the model (format 2: `encoder`, the Encoder
 and explain need nothing but the checkpoint file (and, for BERT models, the backbone).
 
 Format 1 (before the encoder was stored) is refused with one line: re-train, or re-export it with
-`python -m train.export OLD.pt` while its processed data is still there."""
+`python -m train.inference.export OLD.pt` while its processed data is still there."""
 from pathlib import Path
 
 import torch
@@ -42,7 +42,7 @@ def load_checkpoint(path):
         raise UserError(f"{path}: not a checkpoint of this project (format {FORMAT})")
     if payload["format"] == 1:
         raise UserError(f"{path}: checkpoint format 1 (an older version) does not hold its vocabulary and "
-                        f"encoder settings; re-train, or re-export it with: python -m train.export {path}")
+                        f"encoder settings; re-train, or re-export it with: python -m train.inference.export {path}")
     if payload["format"] != FORMAT:
         raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}")
     return payload

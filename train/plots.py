@@ -42,7 +42,7 @@ def plot_confusion(confusion, labels, path, title):
 
 
 def plot_explanation(record, path):
-    """The heat maps of an explain record (train.api.SentimentClassifier.explain): one panel per
+    """The heat maps of an explain record (train.inference.api.SentimentClassifier.explain): one panel per
     weight map, words along the x axis, one row per weight (u, each sentiment capsule, each hop...);
     the predicted label and its scores in the title."""
     maps = record["weights"]

@@ -1,24 +1,18 @@
-"""The jobs behind main.py's modes: train, test and explain (predict and explain classify through
-train/api.py's SentimentClassifier; request reading lives in predict.py)."""
+"""The training job behind `--mode train`: data, model, the loop, then the run folder's files."""
 import json
-import re
 import time
-from collections import namedtuple
-from pathlib import Path
 
 import torch
 
-from common.errors import UserError
 from common.io import write_json
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
 from . import cuda_graphs
-from .api import SentimentClassifier
-from .checkpoint import check_fingerprints, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PreparedData
 from .metrics import strict_accuracy
-from .plots import plot_confusion, plot_curves, plot_explanation
+from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
 from .run_folder import attach_log_file, make_logger, run_dir
 from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
@@ -114,72 +108,6 @@ def summary_line(test, cfg, seed, timing=None):
     if timing:
         line["wall_seconds"] = timing["wall_seconds"]
     return line
-
-
-def load_classifier(checkpoint, device, dataset=None):
-    """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset`, when
-    given, must be the one it was trained on."""
-    clf = SentimentClassifier.load(checkpoint, device)
-    if dataset is not None and clf.cfg.data.name != dataset:
-        raise UserError(f"{checkpoint}: checkpoint was trained on {clf.cfg.data.name}, not {dataset}")
-    return clf
-
-
-Loaded = namedtuple("Loaded", "model data cfg seed")
-
-
-def load_for_inference(cfg, checkpoint, device, log=print):
-    """Loaded(model, prepared data, checkpoint RunConfig, trained seed) for a checkpoint, with the
-    processed data of its dataset (--mode test), checked against the checkpoint's vocabulary; the
-    caller's paths and data limit apply."""
-    clf = load_classifier(checkpoint, device, cfg.data.name)
-    ckpt_cfg = clf.with_paths(cfg.paths, cfg.data.limit)
-    data = PreparedData(ckpt_cfg.data, ckpt_cfg.paths, model_inputs(ckpt_cfg), log=log)
-    check_fingerprints(checkpoint, clf.fingerprints, data.fingerprints())
-    return Loaded(clf.model, data, ckpt_cfg, clf.seed)
-
-
-def test_job(cfg, seed, device_name="auto", checkpoint=None):
-    device = pick_device(device_name)
-    checkpoint = Path(checkpoint) if checkpoint else run_dir(cfg, seed) / "checkpoint.pt"
-    log = make_logger().info
-    model, data, ckpt_cfg, trained_seed = load_for_inference(cfg, checkpoint, device, log)
-    test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",), device)["test"]
-    loader = make_eval_loader(test_set, cfg.train.eval_batch_size)
-    test = evaluate(model, loader, device, ckpt_cfg.train.amp_bf16)
-    log(f"{checkpoint}: test on {len(test_set)} instances")
-    for name, scores in test["per_class"].items():
-        log(f"  {name:9s} P {scores['precision']:6.2f}  R {scores['recall']:6.2f}  F1 {scores['f1']:6.2f}  "
-            f"n={scores['support']}")
-    trained = seed if trained_seed is None else trained_seed
-    return dict(summary_line(test, ckpt_cfg, trained), checkpoint=str(checkpoint),
-                per_class=test["per_class"], confusion=test["confusion"])
-
-
-def slug(text, limit=40):
-    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return words[:limit].rstrip("-") or "x"
-
-
-def explain_job(clf, requests, out=None, default_folder=None):
-    """explain: one record per (text, aspect) with its heat map written to a PNG (`out`: a .png file,
-    or a folder; default: <default_folder>/<slug>.png). Returns the records, each with "png"."""
-    clf.check_explains()
-    pairs = [(text, aspect) for text, aspects, _ in requests for aspect in aspects]
-    records = []
-    for text, aspect in pairs:
-        record = clf.explain(text, aspect)
-        name = f"{slug(text)}--{slug(aspect, 30)}.png"
-        if out is None:
-            path = Path(default_folder) / name
-        elif str(out).endswith(".png"):
-            path = Path(out) if len(pairs) == 1 else Path(out).with_name(f"{Path(out).stem}--{slug(aspect, 30)}.png")
-        else:
-            path = Path(out) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        plot_explanation(record, path)
-        records.append(dict(record, png=str(path)))
-    return records
 
 
 def print_json(obj):

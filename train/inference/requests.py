@@ -1,5 +1,5 @@
 """Requests for predict and explain: reading (--text/--aspect, a JSONL file, or Python pairs),
-validation, and turning them into instances. The classifying itself is train/api.py's
+validation, and turning them into instances. The classifying itself is train/inference/api.py's
 SentimentClassifier, the one code path for the command line and for Python callers.
 
 ATSA aspects are terms located in the text (case-insensitive, whole words first); ACSA aspects are

@@ -1,6 +1,6 @@
 """A trained model from Python (notebooks, services), and the code path behind --mode predict / explain.
 
-    from train.api import SentimentClassifier
+    from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load("runs/mams-atsa/capsnet/seed0/checkpoint.pt", device="cpu")
     clf.predict([("The food was great but the service slow.", ["food", "service"])])
     # -> [{"text": ..., "aspect": "food", "label": "positive", "scores": {...}}, {... "service" ...}]
@@ -23,11 +23,11 @@ from data_process.fields import length_field
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import DataInfo, build_model
 
-from .checkpoint import load_checkpoint
-from .config import from_tree, with_later_train_settings
-from .predict import make_instances, requests_from_items
-from .runtime import pick_device
-from .trainer import move, predict_scores
+from ..checkpoint import load_checkpoint
+from ..config import from_tree, with_later_train_settings
+from ..runtime import pick_device
+from ..trainer import move, predict_scores
+from .requests import make_instances, requests_from_items
 
 CAPSULE_MODELS = "capsnet, capsnet-dr, capsnet-bert, capsnet-bert-dr"
 ATTENTION_MODELS = "at-lstm, atae-lstm, bilstm-attn, ian, aoa-lstm, memnet, aen"
@@ -101,7 +101,7 @@ class SentimentClassifier:
         return self.predict_requests(requests_from_items(items), batch_size)
 
     def predict_requests(self, requests, batch_size=None):
-        """predict() for checked requests [(text, [aspects], where)] (train.predict.read_requests)."""
+        """predict() for checked requests [(text, [aspects], where)] (train.inference.requests.read_requests)."""
         instances = make_instances(requests, self.task, self.categories)
         if not instances:
             return []

@@ -24,10 +24,10 @@ from common.io import write_json
 from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
-from .config import CONFIG_ROOT, available, compose, read_yaml, with_later_train_settings
-from .run_folder import run_dir
+from ..config import CONFIG_ROOT, available, compose, read_yaml, with_later_train_settings
+from ..run_folder import run_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN = REPO_ROOT / "main.py"
 
 # Table 3 of the paper: its rows and its columns, in its order.
@@ -65,7 +65,7 @@ class Cell:
     @cached_property
     def prep_key(self):
         """Runs with the same key share the preprocessed arrays (and BERT inputs)."""
-        from .run import model_inputs
+        from ..run import model_inputs
         return (self.dataset, str(Path(self.cfg.paths.processed).resolve()), repr(model_inputs(self.cfg).bert))
 
 
@@ -464,22 +464,3 @@ def split_names(text):
     if not names:
         raise UserError(f"{text!r}: expected comma-separated names")
     return names
-
-
-def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
-    """--mode reproduce (train what is not finished, then render the table) or --mode table (render
-    only). Returns the exit status: 1 when a run failed, else 0."""
-    from .table import render_table
-    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
-    outcomes = []
-    if mode == "reproduce":
-        outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
-    elif plan.notes:
-        print("\n".join(plan.notes))
-    _, cells = render_table(plan, results)
-    shown = sum(1 for c in cells if c.status == "ok")
-    stale = sum(c.stale for c in cells)
-    print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
-          + (f" ({stale} run(s) with another config left out)" if stale else "")
-          + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
-    return 1 if any(not o.ok for o in outcomes) else 0

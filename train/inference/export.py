@@ -1,6 +1,6 @@
 """Re-export a format-1 checkpoint (before checkpoints held their encoder) as format 2:
 
-    python -m train.export runs/mams-atsa/capsnet/seed0/checkpoint.pt [--out NEW.pt] [--processed DIR]
+    python -m train.inference.export runs/mams-atsa/capsnet/seed0/checkpoint.pt [--out NEW.pt] [--processed DIR]
 
 The vocabulary and encoder settings are taken from the processed data the checkpoint was trained
 on (its stored paths.processed, or --processed), which must still match it (checked by fingerprint,
@@ -15,10 +15,10 @@ import torch
 from common.errors import UserError, run_command
 from common.io import atomic_path
 
+from ..checkpoint import FORMAT, check_fingerprints, read_payload
+from ..data import PreparedData
+from ..run import model_inputs
 from .api import stored_config
-from .checkpoint import FORMAT, check_fingerprints, read_payload
-from .data import PreparedData
-from .run import model_inputs
 
 
 def export(old, out=None, processed=None, log=print):

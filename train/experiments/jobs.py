@@ -1,0 +1,23 @@
+"""The experiment modes of main.py: `--mode reproduce` and `--mode table`."""
+from pathlib import Path
+
+from .grid import make_plan, reproduce, split_names
+from .table import render_table
+
+
+def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
+    """--mode reproduce (train what is not finished, then render the table) or --mode table (render
+    only). Returns the exit status: 1 when a run failed, else 0."""
+    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
+    outcomes = []
+    if mode == "reproduce":
+        outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
+    elif plan.notes:
+        print("\n".join(plan.notes))
+    _, cells = render_table(plan, results)
+    shown = sum(1 for c in cells if c.status == "ok")
+    stale = sum(c.stale for c in cells)
+    print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
+          + (f" ({stale} run(s) with another config left out)" if stale else "")
+          + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
+    return 1 if any(not o.ok for o in outcomes) else 0
