@@ -7,12 +7,14 @@ Examples:
         --aspect decor --aspect food
     python main.py --mode explain --text "The food was great but the service slow." --aspect service
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
+    python main.py --mode results                                 # docs/RESULTS.md from runs/ and results/
 """
 import argparse
 
 from common.errors import run_command
 
-MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table")
+MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table",
+         "results")
 
 
 def parse_args(argv=None):
@@ -31,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--aspect", action="append", default=[],
                         help="predict/explain: an aspect term or category (repeatable)")
     parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them "
-                        "(default: <run folder>/explain/)")
+                        "(default: <run folder>/explain/); results: the page (default docs/RESULTS.md)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
     grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/experiments/)")
@@ -41,7 +43,8 @@ def parse_args(argv=None):
     grid.add_argument("--jobs", type=int, default=1, help="runs trained at once, as separate processes (default 1)")
     grid.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or Ray tasks")
     grid.add_argument("--address", help="ray: the cluster address HOST:PORT (default: start a local Ray)")
-    grid.add_argument("--results", default="results", help="folder of table3.{md,csv,tex,png} (default results)")
+    grid.add_argument("--results", default="results", help="folder of table3.{md,csv,tex,png}; results: the folder "
+                      "the page reads (default results)")
     return parser.parse_args(argv)
 
 
@@ -58,6 +61,11 @@ def main(argv=None):
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
                         args.overrides, args.backend, args.address, args.results)
     cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
+    if args.mode == "results":
+        from train.experiments.results_page import results_job
+        print(results_job(cfg.paths.runs, args.results, args.out or "docs/RESULTS.md", args.seeds, args.config,
+                          args.overrides))
+        return 0
 
     if args.mode == "download":
         from data_process.raw_data import download, split_files

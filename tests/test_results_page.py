@@ -1,0 +1,147 @@
+"""--mode results (train/experiments/results_page.py): docs/RESULTS.md generated from fabricated run
+folders and results/ files, byte for byte the same on every render; the committed page equals a fresh
+render of the committed files; no tracked file speaks of work sessions or internal issue numbers."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from common.errors import UserError
+from conftest import REPO_ROOT
+from train.experiments.grid import make_plan
+from train.experiments.results_page import ABLATIONS_HEADER, SPEED_HEADER, render_page, results_job
+
+TABLE3_HEADER = ("model,row,dataset,column,status,n_seeds,seeds,accuracy_mean,accuracy_std,macro_f1_mean,"
+                 "macro_f1_std,strict_accuracy_mean,strict_accuracy_std,paper_accuracy,diff,embeddings,bert_path,"
+                 "devices,commit")
+
+
+def overrides(tmp_path):
+    return [f"paths.runs={tmp_path / 'runs'}", f"paths.processed={tmp_path / 'processed'}"]
+
+
+def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False):
+    """A fabricated finished run folder (its metrics.json) that the default grid counts as finished."""
+    plan = make_plan([model], [dataset], seed + 1, None, overrides(tmp_path))
+    cell = next(c for c in plan.cells if c.seed == seed)
+    cell.folder.mkdir(parents=True, exist_ok=True)
+    metrics = {"model": model, "run_name": cell.cfg.name, "dataset": dataset, "seed": seed, "device": "cpu",
+               "test": {"accuracy": accuracy, "macro_f1": accuracy - 1, "strict_accuracy": 40.0},
+               "config": dict(cell.cfg.to_dict(), seed=seed)}
+    if commit:
+        metrics.update(commit=commit, dirty=dirty)
+    (cell.folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def write_results(folder, table3_rows=(), gpu_rows=()):
+    """A results/ folder: ablations.csv, speed.csv, table2.md, claims.md and optional Table 3 CSVs."""
+    (folder / "gpu").mkdir(parents=True)
+    (folder / "ablations.csv").write_text(
+        ",".join(ABLATIONS_HEADER) + "\n"
+        "head_lr,one rate,mams-atsa,0,78.44,78.29,abc1234,python main.py --mode train --set model.head_lr=null,CPU\n"
+        "head_lr,head at 1e-3,mams-atsa,0 1,81.92 ± 1.64,81.41,def5678,python main.py --mode train,H200\n"
+        "new_switch,on,mams-acsa,0,66.01,64.02,0badc0d,python main.py --mode train --set model.x=1,\n")
+    (folder / "speed.csv").write_text(
+        ",".join(SPEED_HEADER) + "\n"
+        "2026-01-02,CPU 2 cores,feed123,\"CapsNet: MAMS-ATSA, 20 epochs, fit\",python main.py --mode train,"
+        "134.2,s,seed 0\n")
+    (folder / "table2.md").write_text("# Table 2\n\nwords\n\n| dataset | split |\n|---|---|\n| mams-atsa | train |\n")
+    (folder / "claims.md").write_text("# Claims\n\n| claim | p |\n|---|---|\n| CapsNet > BERT | 0.0123 |\n")
+    for path, rows in ((folder / "table3.csv", table3_rows), (folder / "gpu" / "table3.csv", gpu_rows)):
+        if rows:
+            path.write_text(TABLE3_HEADER + "\n" + "".join(r + "\n" for r in rows))
+
+
+GPU_ROW = ("capsnet,CapsNet,mams-atsa,ATSA MAMS,ok,3,0 1 2,73.65,0.33,72.45,0.30,49.00,0.50,79.776,-6.13,"
+           "glove-6b-50d,,cuda,cafe999")
+
+
+def test_page_from_run_folders_shows_each_cell_seeds_commit_command_and_is_the_same_on_two_renders(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results", gpu_rows=[GPU_ROW])
+    write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.25, commit="aaa1111")
+    write_run(tmp_path, "capsnet", "mams-atsa", 1, 73.75, commit="aaa1111")
+    write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.95, commit="bbb2222", dirty=True)
+    first = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    second = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    assert first == second
+    capsnet_row = next(line for line in first.splitlines() if line.startswith("| CapsNet |"))
+    assert "72.50 ± 1.77 (79.776)" in capsnet_row          # mean ± sample std of 71.25 and 73.75
+    assert "`python main.py --mode reproduce --models capsnet --seeds 2 --device cpu`" in capsnet_row
+    td_row = next(line for line in first.splitlines() if line.startswith("| TD-LSTM |"))
+    assert "76.95 (74.596) [seeds 0]" in td_row and "--models td-lstm --seeds 1" in td_row
+    assert "- seeds: 0 1 in most cells" in first
+    # the GPU table comes from its CSV, with its own seeds and commit
+    assert "73.65 ± 0.33 (79.776)" in first and "- commit: cafe999" in first
+    # ablations (a `what` without a title of its own gets a table too), speed, Table 2, claims
+    for text in ("78.44", "81.92 ± 1.64", "abc1234", "def5678", "### new_switch",
+                 "`python main.py --mode train --set model.head_lr=null`", "66.01", "134.2 s", "feed123",
+                 "2026-01-02", "| mams-atsa | train |",
+                 "| CapsNet > BERT | 0.0123 |"):
+        assert text in first, text
+
+
+def test_cells_from_different_commits_are_flagged_with_their_cells(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results")
+    write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
+    write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.0, commit="bbb2222", dirty=True)
+    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    assert "**cells from different commits**" in page
+    assert "  - aaa1111: CapsNet / ATSA MAMS" in page
+    assert "  - bbb2222+dirty: TD-LSTM / ATSA MAMS" in page
+
+
+def test_runs_of_one_commit_are_not_flagged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results")
+    write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
+    write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.0, commit="aaa1111")
+    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    assert "different commits**" not in page and "- commit: aaa1111 (the runs' metrics.json)" in page
+
+
+def test_without_run_folders_table3_comes_from_the_committed_csv(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cpu_row = ("memnet,MemNet,mams-atsa,ATSA MAMS,ok,1,0,70.43,,69.52,,41.00,,64.568,5.86,glove-6b-50d,,cpu,"
+               "1234abc")
+    write_results(tmp_path / "results", table3_rows=[cpu_row], gpu_rows=[GPU_ROW])
+    page = render_page(tmp_path / "no-runs", "results", 5, None, overrides(tmp_path))
+    assert "- source: results/table3.csv" in page and "- source: results/gpu/table3.csv" in page
+    assert "| MemNet | 70.43 (64.568) |" in page and "- commit: 1234abc" in page
+
+
+def test_a_results_csv_without_its_columns_is_one_user_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results")
+    (tmp_path / "results" / "speed.csv").write_text("date,device\n2026-01-01,cpu\n")
+    with pytest.raises(UserError, match=r"results/speed\.csv: missing column\(s\) commit, what"):
+        results_job(tmp_path / "runs", "results", tmp_path / "page.md", 5, None, overrides(tmp_path))
+    assert not (tmp_path / "page.md").exists()
+
+
+def test_committed_results_page_equals_a_fresh_render_of_the_committed_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    assert (REPO_ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8") == page, \
+        "docs/RESULTS.md is stale: run python main.py --mode results and commit it"
+
+
+# Built from pieces so that this file does not match itself.
+FORBIDDEN = re.compile("|".join(["sess" + "ion of", "this sess" + "ion", "iss" + r"ue [0-9]"]), re.IGNORECASE)
+# README.md is rewritten from docs/ as a whole; until then it is the one file left out.
+NOT_CHECKED = {"README.md"}
+
+
+def test_no_tracked_file_speaks_of_work_sessions_or_internal_issue_numbers():
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    hits = []
+    for name in files.splitlines():
+        path = REPO_ROOT / name
+        if name in NOT_CHECKED or not path.is_file():
+            continue
+        text = path.read_bytes().decode("utf-8", errors="ignore")
+        hits += [f"{name}: {m.group(0)}" for m in FORBIDDEN.finditer(text)]
+    assert not hits, hits
