@@ -4,6 +4,7 @@ render of the committed files; no tracked file speaks of work sessions or intern
 import json
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -145,3 +146,19 @@ def test_no_tracked_file_speaks_of_work_sessions_or_internal_issue_numbers():
         text = path.read_bytes().decode("utf-8", errors="ignore")
         hits += [f"{name}: {m.group(0)}" for m in FORBIDDEN.finditer(text)]
     assert not hits, hits
+
+
+def test_mode_results_on_a_bad_csv_is_one_error_line_and_exit_2_then_writes_the_page_once_fixed(tmp_path):
+    results, page = tmp_path / "results", tmp_path / "page.md"
+    write_results(results)
+    (results / "speed.csv").write_text("date,device\n")
+    command = [sys.executable, "main.py", "--mode", "results", "--results", str(results), "--out", str(page),
+               "--set", f"paths.runs={tmp_path / 'runs'}"]
+    bad = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode == 2 and not page.exists()
+    assert bad.stderr.strip().splitlines() == [f"error: {results / 'speed.csv'}: missing column(s) commit, what, "
+                                               f"command, value, unit, notes (expected {','.join(SPEED_HEADER)})"]
+    (results / "speed.csv").write_text(",".join(SPEED_HEADER) + "\n")
+    good = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert good.returncode == 0, good.stderr
+    assert "## Speed" not in page.read_text(encoding="utf-8") and "## Ablations" in page.read_text(encoding="utf-8")
