@@ -94,8 +94,8 @@ ABLATIONS_NOTE = """\
 From results/ablations.csv: one table per design choice, each row one measured setting with its seeds,
 commit and command. Rows of one table are comparable where they share the dataset, the seeds and the
 device (named in the notes); a row without a commit is a reported figure, not a run of this project.
-A default setting can appear in several tables with different numbers (CapsNet on MAMS-ATSA: 73.50 at
-an older commit beside its `atsa_input` variants, 72.99 ± 0.86 over five seeds beside the other
+A default setting can appear in several tables with different numbers (CapsNet on MAMS-ATSA, for
+example, at an older commit beside its `atsa_input` variants, and over five seeds beside the other
 dropout mask): each table keeps the baseline it was measured against. The number to cite for a model
 is its Table 3 CPU cell."""
 
