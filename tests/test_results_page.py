@@ -123,6 +123,14 @@ def test_a_results_csv_without_its_columns_is_one_user_error_naming_the_file(tmp
     assert not (tmp_path / "page.md").exists()
 
 
+def test_a_table3_csv_with_a_field_that_is_not_a_number_is_one_user_error_naming_file_and_line(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results", gpu_rows=[GPU_ROW.replace("73.65", "n/a%")])
+    with pytest.raises(UserError, match=r"results/gpu/table3\.csv: line 2: could not convert"):
+        render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+
+
 def test_committed_results_page_equals_a_fresh_render_of_the_committed_files(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO_ROOT)
     page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))

@@ -179,12 +179,20 @@ def read_csv(path, header):
 
 def table3_from_csv(path, title):
     cells = []
-    for row in read_csv(path, TABLE3_FIELDS):
-        cells.append(T3Cell(row["model"], row["row"], row["dataset"], row["column"], row["status"],
-                            tuple(int(s) for s in row["seeds"].split()), _float(row["accuracy_mean"]),
-                            _float(row["accuracy_std"]), _float(row["paper_accuracy"]),
-                            tuple(row["devices"].split()), (row["commit"],) if row["commit"] else ()))
+    for number, row in enumerate(read_csv(path, TABLE3_FIELDS), start=2):
+        try:
+            cells.append(table3_cell(row))
+        except ValueError as error:
+            raise UserError(f"{path}: line {number}: {error}") from None
     return Table3(title, str(Path(path).as_posix()), True, tuple(cells))
+
+
+def table3_cell(row):
+    """One row of a table3.csv as a T3Cell (ValueError for a field that is not a number)."""
+    return T3Cell(row["model"], row["row"], row["dataset"], row["column"], row["status"],
+                  tuple(int(s) for s in row["seeds"].split()), _float(row["accuracy_mean"]),
+                  _float(row["accuracy_std"]), _float(row["paper_accuracy"]),
+                  tuple(row["devices"].split()), (row["commit"],) if row["commit"] else ())
 
 
 def run_commit(metrics):
