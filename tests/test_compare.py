@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import f1_score
 
-from common.errors import UserError
+import main
+from common.errors import UserError, run_command
 from common.labels import LABELS
 from conftest import REPO_ROOT
 from train.experiments import compare
@@ -180,7 +181,7 @@ def run_main(*args):
                           text=True, timeout=300, check=False)
 
 
-def test_cli_prints_one_json_line_per_dataset_and_a_user_error_is_one_line_with_exit_2(tmp_path):
+def test_cli_prints_one_json_line_per_dataset(tmp_path):
     datasets = ("mams-atsa", "mams-acsa")
     plan, overrides = tiny_plan(tmp_path, datasets=datasets, seeds=1)
     rng = np.random.default_rng(4)
@@ -199,10 +200,17 @@ def test_cli_prints_one_json_line_per_dataset_and_a_user_error_is_one_line_with_
                 "macro_f1_difference", "macro_f1_ci95", "macro_f1_p_value", "mcnemar"} <= set(line)
         assert (line["a"], line["b"], line["seeds"]) == (A, B, [0])
         assert line["difference"] == pytest.approx(line["accuracy_a"] - line["accuracy_b"])
-    # restaurant-atsa has no runs: one error line, exit 2, nothing on stdout
-    missing = run_main("--mode", "compare", "--models", f"{A},{B}", "--datasets", "mams-atsa,restaurant-atsa",
-                       "--seeds", "1", *sets)
-    assert missing.returncode == 2 and missing.stdout == ""
-    assert missing.stderr.strip().splitlines() == [
-        "error: restaurant-atsa: capsnet and gcae have no finished seed in common among seeds 0..0 "
-        "(capsnet: none; gcae: none)"]
+
+
+def test_cli_error_is_one_line_with_exit_status_2_and_no_output(tmp_path, capsys):
+    plan, overrides = tiny_plan(tmp_path, seeds=1)
+    gold = np.array([0, 1, 2, 0])
+    fill(plan, "mams-atsa", lambda model, seed: (gold, gold), (0,))
+    sets = [part for item in overrides for part in ("--set", item)]
+    with pytest.raises(SystemExit) as exited:          # restaurant-atsa has no runs
+        run_command(lambda: main.main(["--mode", "compare", "--models", f"{A},{B}", "--datasets",
+                                       "mams-atsa,restaurant-atsa", "--seeds", "1", *sets]))
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == ""
+    assert err.splitlines() == ["error: restaurant-atsa: capsnet and gcae have no finished seed in common among "
+                                "seeds 0..0 (capsnet: none; gcae: none)"]
