@@ -1,5 +1,6 @@
 """--mode compare (train/experiments/compare.py) and the claims table (train/experiments/claims.py), on
 fabricated run folders (metrics.json with the grid's config, predictions.jsonl) whose answer is known."""
+import csv
 import json
 import os
 import subprocess
@@ -15,8 +16,10 @@ from common.errors import UserError, run_command
 from common.labels import LABELS
 from conftest import REPO_ROOT
 from train.experiments import compare
+from train.experiments.claims import holm
 from train.experiments.compare import Settings, compare_cell, hierarchical_bootstrap, joint_table, load_settings
 from train.experiments.grid import make_plan
+from train.experiments.jobs import grid_job
 
 A, B = "capsnet", "gcae"
 
@@ -214,3 +217,55 @@ def test_cli_error_is_one_line_with_exit_status_2_and_no_output(tmp_path, capsys
     assert exited.value.code == 2 and out == ""
     assert err.splitlines() == ["error: restaurant-atsa: capsnet and gcae have no finished seed in common among "
                                 "seeds 0..0 (capsnet: none; gcae: none)"]
+
+
+# ---------------------------------------------------------------- the claims table
+
+def test_holm_on_a_hand_computed_family():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> max(0.06, 0.04) = 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.2, 0.6]) == pytest.approx([0.4, 0.6])
+    assert holm([0.7, 0.8]) == pytest.approx([1.0, 1.0])       # capped at 1
+    assert holm([]) == []
+
+
+def test_table_mode_writes_the_claims_the_seed_plot_and_marks_a_best_row_not_better_than_the_runner_up(
+        tmp_path, capsys):
+    models = ("textcnn", "gcae", "capsnet", "bert", "capsnet-bert")
+    plan, overrides = tiny_plan(tmp_path, models=models, seeds=2)
+    rng = np.random.default_rng(6)
+    gold = rng.integers(0, 3, 300)
+    predicted = {(m, s): noisy(rng, gold, accuracy) for m, accuracy in
+                 (("textcnn", 0.3), ("gcae", 0.4), ("capsnet", 0.75), ("bert", 0.8)) for s in (0, 1)}
+    for seed in (0, 1):                      # CapsNet-BERT: BERT plus one more instance right
+        better = predicted[("bert", seed)].copy()
+        wrong = np.flatnonzero(better != gold)[0]
+        better[wrong] = gold[wrong]
+        predicted[("capsnet-bert", seed)] = better
+    for (model, seed), pred in predicted.items():
+        write_run(cell_of(plan, model, "mams-atsa", seed), gold, pred)
+    results = tmp_path / "results"
+    assert grid_job("table", ",".join(models), "mams-atsa", 2, 1, "cpu", None, overrides, "local", None,
+                    str(results)) == 0
+    assert "claims: 1 of 4 hold here" in capsys.readouterr().out
+    with open(results / "claims.csv", encoding="utf-8") as f:
+        rows = {(r["a"], r["claim_b"]): r for r in csv.DictReader(f)}
+    baseline = rows[("capsnet", "best word-vector baseline")]
+    assert (baseline["b"], baseline["paper_b"], baseline["verdict"]) == ("gcae", "gcae", "holds here")
+    assert float(baseline["paper_difference"]) == pytest.approx(79.776 - 77.588)
+    assert rows[("capsnet-bert", "bert")]["verdict"] == "not significant here"
+    assert float(rows[("capsnet-bert", "bert")]["difference"]) == pytest.approx(100 / 300, abs=1e-4)
+    assert rows[("capsnet", "capsnet-dr")]["verdict"] == "no runs"        # shown, not hidden
+    assert rows[("capsnet-bert", "capsnet-bert-dr")]["verdict"] == "no runs"
+    # Holm over the two tested claims of the column
+    tested = [rows[("capsnet", "best word-vector baseline")], rows[("capsnet-bert", "bert")]]
+    assert [float(r["holm_p_value"]) for r in tested] == pytest.approx(holm([float(r["p_value"]) for r in tested]),
+                                                                     abs=1e-6)
+    claims_md = (results / "claims.md").read_text(encoding="utf-8")
+    assert "CapsNet > best word-vector baseline (ours: GCAE; paper: GCAE)" in claims_md
+    assert claims_md.count("No runs") == 2
+    table = (results / "table3.md").read_text(encoding="utf-8")
+    marked = [line for line in table.splitlines() if "†" in line]
+    assert len(marked) == 2 and marked[0].startswith("| CapsNet-BERT |")
+    assert "CapsNet-BERT is not significantly better than the runner-up BERT" in marked[1]
+    assert (results / "table3_seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
