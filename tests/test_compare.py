@@ -2,9 +2,6 @@
 fabricated run folders (metrics.json with the grid's config, predictions.jsonl) whose answer is known."""
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,7 +11,6 @@ from sklearn.metrics import f1_score
 import main
 from common.errors import UserError, run_command
 from common.labels import LABELS
-from conftest import REPO_ROOT
 from train.experiments import compare
 from train.experiments.claims import holm
 from train.experiments.compare import Settings, compare_cell, hierarchical_bootstrap, joint_table, load_settings
@@ -98,6 +94,15 @@ def test_one_seed_bootstrap_interval_matches_scipy_paired_percentile_bootstrap()
     assert ours == pytest.approx([scipy_ci.low, scipy_ci.high], abs=0.5)   # two Monte Carlo estimates
 
 
+def test_one_model_interval_by_binomial_draws_matches_the_general_bootstrap():
+    rng = np.random.default_rng(8)
+    gold = rng.integers(0, 3, (3, 300))
+    tables = np.stack([joint_table(g, noisy(rng, g, a), noisy(rng, g, a)) for g, a in zip(gold, (0.6, 0.7, 0.8))])
+    general, = hierarchical_bootstrap(tables, [lambda t: compare.accuracy(compare.confusions(t)[0])], 20000, seed=0)
+    assert compare.accuracy_interval(tables, Settings(0, 20000, 0.05)) == pytest.approx(
+        np.percentile(general, [2.5, 97.5]), abs=0.5)
+
+
 def test_the_bootstrap_is_seeded():
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, (2, 300))
@@ -176,15 +181,9 @@ def test_settings_file_is_checked(tmp_path):
     assert load_settings() == Settings(0, 10000, 0.05)
 
 
-# ---------------------------------------------------------------- the command line
+# ---------------------------------------------------------------- the command line (main.main, in-process)
 
-def run_main(*args):
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
-
-
-def test_cli_prints_one_json_line_per_dataset(tmp_path):
+def test_cli_prints_one_json_line_per_dataset(tmp_path, capsys):
     datasets = ("mams-atsa", "mams-acsa")
     plan, overrides = tiny_plan(tmp_path, datasets=datasets, seeds=1)
     rng = np.random.default_rng(4)
@@ -193,10 +192,9 @@ def test_cli_prints_one_json_line_per_dataset(tmp_path):
         pred = {A: noisy(rng, gold, 0.8), B: noisy(rng, gold, 0.6)}
         fill(plan, dataset, lambda model, seed: (gold, pred[model]), (0,))
     sets = [part for item in overrides for part in ("--set", item)]
-    result = run_main("--mode", "compare", "--models", f"{A},{B}", "--datasets", ",".join(datasets),
-                      "--seeds", "1", *sets)
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert main.main(["--mode", "compare", "--models", f"{A},{B}", "--datasets", ",".join(datasets),
+                      "--seeds", "1", *sets]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["dataset"] for line in lines] == list(datasets)
     for line in lines:
         assert {"a", "b", "seeds", "accuracy_a", "accuracy_b", "difference", "ci95", "p_value", "test",

@@ -70,17 +70,19 @@ def best_row(cells, models):
     return max(ranked)[1] if ranked else None
 
 
-def tested_pair(plan, a, b, dataset, settings):
-    """(compare_cell's result, '') or (None, why not)."""
+def tested_pair(plan, a, b, dataset, settings, cache):
+    """(compare_cell's result, '') or (None, why not); `cache` keeps the pairs already tested."""
     if a is None or b is None:
         return None, "no runs"
-    try:
-        return compare_cell(plan, a, b, dataset, settings), ""
-    except UserError as err:
-        return None, str(err)
+    if (a, b, dataset) not in cache:
+        try:
+            cache[(a, b, dataset)] = compare_cell(plan, a, b, dataset, settings), ""
+        except UserError as err:
+            cache[(a, b, dataset)] = None, str(err)
+    return cache[(a, b, dataset)]
 
 
-def column_claims(plan, dataset, cells, paper_models, settings):
+def column_claims(plan, dataset, cells, paper_models, settings, cache):
     """The claims on one column, tested and Holm-corrected."""
     paper = {m: row[1].get(dataset) for m, row in paper_models.items()}
     baselines = word_vector_baselines()
@@ -95,7 +97,7 @@ def column_claims(plan, dataset, cells, paper_models, settings):
         paper_difference = (paper[a] - paper[paper_b] if paper.get(a) is not None and paper_b
                             and paper.get(paper_b) is not None else None)
         claim = Claim(dataset, a, b, claim_b, paper_difference, paper_b)
-        claim.result, claim.reason = tested_pair(plan, a, b, dataset, settings)
+        claim.result, claim.reason = tested_pair(plan, a, b, dataset, settings, cache)
         claims.append(claim)
     tested = [c for c in claims if c.result is not None]
     for claim, adjusted in zip(tested, holm([c.result["p_value"] for c in tested])):
@@ -122,7 +124,7 @@ def verdict(claim, paper_models, alpha):
     return "not significant here", f"Not significant here: {a} - {b} = {diff:+.2f} points (Holm p = {p:.3g})."
 
 
-def best_marks(plan, results, paper_models, columns, settings):
+def best_marks(plan, results, paper_models, columns, settings, cache):
     """{(best model, dataset): footnote} for the columns whose best row is not significantly better
     than the runner-up (or could not be tested against it)."""
     marks = {}
@@ -132,7 +134,7 @@ def best_marks(plan, results, paper_models, columns, settings):
         if len(ranked) < 2:
             continue
         (_, best), (_, second) = ranked[:2]
-        result, reason = tested_pair(plan, best, second, dataset, settings)
+        result, reason = tested_pair(plan, best, second, dataset, settings, cache)
         if result is not None and result["p_value"] < settings.alpha:
             continue
         why = (f"{result['difference']:+.2f} points, p = {result['p_value']:.3g}" if result is not None
@@ -246,12 +248,12 @@ def write_claims(plan, out_dir="results", paper_file=PAPER_FILE):
     settings = load_settings()
     columns, paper_models = load_paper(paper_file)
     results = collect(plan, paper_models)
-    claims = []
+    claims, cache = [], {}
     for dataset in plan.datasets:
         cells = [c for c in results if c.dataset == dataset]
-        claims += column_claims(plan, dataset, cells, paper_models, settings)
+        claims += column_claims(plan, dataset, cells, paper_models, settings, cache)
     out_dir = Path(out_dir)
     write_text(out_dir / "claims.md", render_markdown(claims, columns, paper_models, settings))
     write_text(out_dir / "claims.csv", render_csv(claims, columns, paper_models))
     render_forest(plan, results, columns, paper_models, settings, out_dir / "table3_seeds.png")
-    return Report(claims, best_marks(plan, results, paper_models, columns, settings))
+    return Report(claims, best_marks(plan, results, paper_models, columns, settings, cache))
