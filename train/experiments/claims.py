@@ -112,7 +112,7 @@ def verdict(claim, paper_models, alpha):
     a, b = _name(paper_models, claim.a), _name(paper_models, claim.b)
     if claim.result is None:
         if claim.b is None:
-            return "no runs", f"No runs: no {claim.claim_b} has a finished run on this column."
+            return "no runs", "No runs: no word-vector baseline has a finished run on this column."
         if claim.reason == "no runs" or "no finished seed in common" in claim.reason:
             return "no runs", f"No runs: {a} and {b} have no finished seed in common on this column."
         return "not tested", f"Not tested: {claim.reason}."
