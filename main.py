@@ -7,6 +7,7 @@ Examples:
         --aspect decor --aspect food
     python main.py --mode explain --text "The food was great but the service slow." --aspect service
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
+    python main.py --mode compare --models capsnet-bert,bert      # is the difference real? (docs/STATISTICS.md)
     python main.py --mode results                                 # docs/RESULTS.md from runs/ and results/
 """
 import argparse
@@ -14,7 +15,7 @@ import argparse
 from common.errors import run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table",
-         "results")
+         "compare", "results")
 
 
 def parse_args(argv=None):
@@ -36,8 +37,9 @@ def parse_args(argv=None):
                         "(default: <run folder>/explain/); results: the page (default docs/RESULTS.md)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
-    grid = parser.add_argument_group("reproduce / table (the paper's Table 3 grid; train/experiments/)")
-    grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3)")
+    grid = parser.add_argument_group("reproduce / table / compare (the paper's Table 3 grid; train/experiments/)")
+    grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3); "
+                      "compare: the two models A,B")
     grid.add_argument("--datasets", help="comma-separated datasets (default: the 6 columns of Table 3)")
     grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
     grid.add_argument("--jobs", type=int, default=1, help="runs trained at once, as separate processes (default 1)")
@@ -60,6 +62,9 @@ def main(argv=None):
         from train.experiments.jobs import grid_job
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
                         args.overrides, args.backend, args.address, args.results)
+    if args.mode == "compare":
+        from train.experiments.compare import compare_job
+        return compare_job(args.models, args.datasets, args.seeds, args.config, args.overrides)
     cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
     if args.mode == "results":
         from train.experiments.results_page import results_job

@@ -1,6 +1,7 @@
-"""The experiment modes of main.py: `--mode reproduce` and `--mode table`."""
+"""The experiment modes of main.py: `--mode reproduce` and `--mode table` (with the claims table)."""
 from pathlib import Path
 
+from .claims import write_claims
 from .grid import make_plan, reproduce, split_names
 from .table import render_table
 
@@ -14,10 +15,14 @@ def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides,
         outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
     elif plan.notes:
         print("\n".join(plan.notes))
-    _, cells = render_table(plan, results)
+    report = write_claims(plan, results)     # claims.{md,csv}, table3_seeds.png; marks for table3.md
+    _, cells = render_table(plan, results, marks=report.marks)
     shown = sum(1 for c in cells if c.status == "ok")
     stale = sum(c.stale for c in cells)
     print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
           + (f" ({stale} run(s) with another config left out)" if stale else "")
           + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
+    held = sum(c.verdict == "holds here" for c in report.claims)
+    print(f"claims: {held} of {len(report.claims)} hold here; written to {Path(results) / 'claims'}.{{md,csv}} "
+          f"and {Path(results) / 'table3_seeds.png'}")
     return 1 if any(not o.ok for o in outcomes) else 0

@@ -23,6 +23,7 @@ from .grid import REPO_ROOT, finished_metrics
 PAPER_FILE = CONFIG_ROOT / "paper_table3.yaml"
 MISSING = "—"
 NOT_APPLICABLE = "-"
+MARK = "†"     # best in its column but not significantly better than the runner-up (claims.py)
 STRICT_NOTE = ("strict accuracy: the share of test sentences whose aspects are all classified right "
                "(sentence level); the paper reports no such number")
 
@@ -156,7 +157,9 @@ DETAIL_HEADER = ["model", "column", "seeds", "test accuracy", "test macro-F1", "
                  "paper accuracy", "diff (ours - paper)"]
 
 
-def render_markdown(results, plan, columns, paper_models, facts):
+def render_markdown(results, plan, columns, paper_models, facts, marks=None):
+    """`marks`: {(model, dataset): footnote}, shown as MARK after the cell of the first table."""
+    marks = marks or {}
     titles = [columns.get(d, d) for d in plan.datasets]
     lines = ["# Table 3 reproduction: test accuracy (%) on ATSA and ACSA", "",
              f"- embeddings (data.embeddings): {facts['embeddings']}",
@@ -179,8 +182,11 @@ def render_markdown(results, plan, columns, paper_models, facts):
             if c.status == "n/a":
                 cells.append(NOT_APPLICABLE)
             else:
-                cells.append(f"{fmt(c.stat('accuracy'))} ({MISSING if c.paper is None else f'{c.paper:.3f}'})")
+                cells.append(f"{fmt(c.stat('accuracy'))} ({MISSING if c.paper is None else f'{c.paper:.3f}'})"
+                             + (f" {MARK}" if (model, dataset) in marks else ""))
         lines.append(f"| {paper_models.get(model, (model,))[0]} | " + " | ".join(cells) + " |")
+    if marks:
+        lines += [""] + [f"- {MARK} {note}" for note in marks.values()]
     lines += ["", "## Every cell", "", "| " + " | ".join(DETAIL_HEADER) + " |", "|---" * len(DETAIL_HEADER) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in detail_rows(results, columns, paper_models)]
     return "\n".join(lines) + "\n"
@@ -279,14 +285,14 @@ def render_png(results, plan, columns, paper_models, path):
     plt.close(fig)
 
 
-def render_table(plan, out_dir="results", paper_file=PAPER_FILE):
+def render_table(plan, out_dir="results", paper_file=PAPER_FILE, marks=None):
     """Write table3.md / .csv / .tex / .png under out_dir from the finished runs of `plan`; returns
-    (the markdown text, [CellResult])."""
+    (the markdown text, [CellResult]). `marks`: {(model, dataset): footnote} for table3.md (claims.py)."""
     columns, paper_models = load_paper(paper_file)
     results = collect(plan, paper_models)
     facts = header_facts(results, plan)
     out_dir = Path(out_dir)
-    markdown = render_markdown(results, plan, columns, paper_models, facts)
+    markdown = render_markdown(results, plan, columns, paper_models, facts, marks)
     write_text(out_dir / "table3.md", markdown)
     write_text(out_dir / "table3.csv", render_csv(results, columns, paper_models, facts))
     write_text(out_dir / "table3.tex", render_tex(results, columns, paper_models, facts))
