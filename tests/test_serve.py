@@ -333,7 +333,7 @@ def test_a_second_server_on_a_busy_port_is_one_error_line(checkpoints):
     assert result.stdout == ""
 
 
-def test_a_port_out_of_range_is_one_error_line(checkpoints):
-    result = run_main("--mode", "serve", "--checkpoint", str(checkpoints["atsa"]), "--port", "70000")
-    assert (result.returncode, result.stderr) == (2, "error: --port 70000: not a port number (0-65535; 0 picks a "
-                                                     "free one)\n")
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_a_port_out_of_range_is_a_user_error_naming_the_option(port):
+    with pytest.raises(UserError, match=rf"^--port {port}: not a port number \(0-65535; 0 picks a free one\)$"):
+        bind("127.0.0.1", port)

@@ -72,6 +72,16 @@ def explain_item(body):
     return text, aspects[0]
 
 
+def warm_up(clf):
+    """One prediction (and explanation) before listening: the first request then does not pay for
+    the tokeniser's lazy imports and the first model calls (seconds)."""
+    text = "The food was good."
+    aspect = "food" if clf.task == "atsa" else clf.categories[0]
+    clf.predict([(text, [aspect])])
+    if clf.model.explains():
+        clf.explain(text, aspect)
+
+
 def health(clf):
     return {"model": clf.cfg.name, "task": clf.task, "categories": list(clf.categories) if clf.categories else None,
             "checkpoint": str(clf.checkpoint), "explains": clf.model.explains()}
@@ -175,6 +185,7 @@ def serve(clf, host="127.0.0.1", port=8000, sock=None, access_log=True):
     need_serve_packages()
     import uvicorn
     sock = sock or bind(host, port)
+    warm_up(clf)
     bound_host, bound_port = sock.getsockname()[:2]
     config = uvicorn.Config(make_app(clf), log_level="info", access_log=access_log, timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
