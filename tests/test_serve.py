@@ -221,27 +221,34 @@ def test_a_batch_of_1000_aspects_in_one_request_matches_the_api(clients, classif
     assert records == classifiers["atsa"].predict(body)
 
 
-@pytest.fixture(scope="module")
-def live_server(classifiers):
-    """(base URL, classifier) of a real uvicorn server for the ATSA CapsNet on a free loopback port."""
+def start_live_server(clf):
+    """(uvicorn.Server, its thread, its socket, base URL) of a real server for `clf` on a free loopback port."""
     import uvicorn
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(make_app(classifiers["atsa"]), log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(make_app(clf), log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the server did not start within 30 s"
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", classifiers["atsa"]
-    server.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    return server, thread, sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_concurrent_clients_get_the_predictions_of_the_api(live_server):
+@pytest.fixture(scope="module")
+def live_servers(classifiers):
+    """{"atsa" | "acsa": (base URL, classifier)} of real uvicorn servers for the two CapsNets."""
+    started = {name: start_live_server(classifiers[name]) for name in ("atsa", "acsa")}
+    yield {name: (url, classifiers[name]) for name, (_, _, _, url) in started.items()}
+    for server, thread, sock, _ in started.values():
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def test_concurrent_clients_get_the_predictions_of_the_api(live_servers):
     import httpx
-    url, clf = live_server
+    url, clf = live_servers["atsa"]
     requests = varied_requests(48)
 
     def ask(chunk):
@@ -260,45 +267,82 @@ def chromium_paths():
     return browser, driver
 
 
-def test_the_page_shows_each_aspects_label_and_heat_map_in_headless_chromium(live_server, tmp_path):
-    browser, driver_path = chromium_paths()
-    if not (browser and driver_path):
+@pytest.fixture
+def browser():
+    """A headless Chromium (selenium) of the system's chromium and chromedriver."""
+    binary, driver_path = chromium_paths()
+    if not (binary and driver_path):
         pytest.skip("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
     pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements-serve.txt)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-    url, clf = live_server
     options = webdriver.ChromeOptions()
-    options.binary_location = browser
+    options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--window-size=1100,900"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
-        driver.get(url + "/")
-        wait = WebDriverWait(driver, 60)
-        wait.until(lambda d: d.find_element(By.ID, "classify").is_enabled())
-        assert "capsnet (ATSA)" in driver.find_element(By.ID, "model-info").text
-        driver.find_element(By.ID, "text").send_keys(MAMS)
-        driver.find_element(By.ID, "terms").send_keys("decor, food")
-        driver.find_element(By.ID, "classify").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
-        cards = driver.find_elements(By.CSS_SELECTOR, "article.aspect")
-        expected = clf.predict([(MAMS, ["decor", "food"])])
-        assert [c.get_attribute("data-aspect") for c in cards] == ["decor", "food"]
-        assert [c.find_element(By.CSS_SELECTOR, ".label").text for c in cards] == [r["label"] for r in expected]
-        explained = clf.explain(MAMS, "decor")
-        words = [s.text for s in cards[0].find_elements(By.CSS_SELECTOR, ".sentence span")]
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(url + "/")
+    wait = WebDriverWait(driver, 60)
+    wait.until(lambda d: d.find_element(By.ID, "classify").is_enabled())
+    return wait
+
+
+def test_the_page_shows_each_aspects_label_and_heat_map_in_headless_chromium(live_servers, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    url, clf = live_servers["atsa"]
+    wait = open_page(browser, url)
+    assert "capsnet (ATSA)" in browser.find_element(By.ID, "model-info").text
+    browser.find_element(By.ID, "text").send_keys(MAMS)
+    browser.find_element(By.ID, "terms").send_keys("decor, food")
+    browser.find_element(By.ID, "classify").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.aspect")
+    expected = clf.predict([(MAMS, ["decor", "food"])])
+    assert [c.get_attribute("data-aspect") for c in cards] == ["decor", "food"]
+    assert [c.find_element(By.CSS_SELECTOR, ".label").text for c in cards] == [r["label"] for r in expected]
+    for card, aspect in zip(cards, ["decor", "food"]):
+        explained = clf.explain(MAMS, aspect)
+        words = [span.text for span in card.find_elements(By.CSS_SELECTOR, ".sentence span")]
         assert words == explained["weights"][0]["words"]          # u_i: the words, each coloured
-        grid = cards[0].find_elements(By.CSS_SELECTOR, ".grid th.row")
-        assert [th.text for th in grid] == list(explained["weights"][1]["rows"])   # routing to each capsule
-        assert driver.find_element(By.ID, "error").is_displayed() is False
-        shot = tmp_path / "serve.png"
-        assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    finally:
-        driver.quit()
+        rows = [th.text for th in card.find_elements(By.CSS_SELECTOR, ".grid th.row")]
+        assert rows == list(explained["weights"][1]["rows"])      # the routing to each sentiment capsule
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    shot = tmp_path / "serve.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    browser.find_element(By.ID, "terms").clear()
+    browser.find_element(By.ID, "terms").send_keys("wine")
+    browser.find_element(By.ID, "classify").click()                   # the server's error, in its words
+    wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert browser.find_element(By.ID, "error").text == "error: item 0: aspect 'wine' not found in the text"
+
+
+def test_the_page_offers_the_acsa_models_categories_and_shows_its_errors(live_servers, browser):
+    from selenium.webdriver.common.by import By
+    url, clf = live_servers["acsa"]
+    wait = open_page(browser, url)
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#categories input[type=checkbox]")
+    assert [b.get_attribute("value") for b in boxes] == list(clf.categories)
+    assert not browser.find_element(By.ID, "aspects-atsa").is_displayed()
+    browser.find_element(By.ID, "text").send_keys(MAMS)
+    browser.find_element(By.ID, "classify").click()            # no category chosen: the page says so
+    assert browser.find_element(By.ID, "error").text == "error: choose one or more categories"
+    for box in boxes:
+        if box.get_attribute("value") in ("ambience", "food"):
+            box.click()
+    browser.find_element(By.ID, "classify").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
+    labels = [c.find_element(By.CSS_SELECTOR, ".label").text for c in browser.find_elements(By.CSS_SELECTOR,
+                                                                                           "article.aspect")]
+    assert labels == [r["label"] for r in clf.predict([(MAMS, ["ambience", "food"])])]
+    assert not browser.find_element(By.ID, "error").is_displayed()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
