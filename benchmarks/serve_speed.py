@@ -128,7 +128,8 @@ def main():
     if args.append:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip() or "unknown"
-        command = "python benchmarks/serve_speed.py " + " ".join(sys.argv[1:])
+        command = (f"python benchmarks/serve_speed.py --checkpoint {args.checkpoint} --clients {args.clients} "
+                   f"--seconds {args.seconds:g} --warmup {args.warmup:g}")   # what was measured, not where it went
         notes = f"{args.clients} clients, {len(latencies)} requests; {args.notes}".rstrip("; ")
         what = "serve /predict, 1 sentence x 2 aspects"
         append_rows(args.append, [(date.today().isoformat(), device_name(), commit, f"{what}: throughput", command,
