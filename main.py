@@ -9,13 +9,14 @@ Examples:
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
     python main.py --mode compare --models capsnet-bert,bert      # is the difference real? (docs/STATISTICS.md)
     python main.py --mode results                                 # docs/RESULTS.md from runs/ and results/
+    python main.py --mode serve --checkpoint runs/mams-atsa/capsnet/seed0/checkpoint.pt   # docs/SERVING.md
 """
 import argparse
 
 from common.errors import run_command
 
-MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table",
-         "compare", "results")
+MODES = ("download", "preprocess", "train", "test", "predict", "explain", "serve", "report", "stats", "reproduce",
+         "table", "compare", "results")
 
 
 def parse_args(argv=None):
@@ -29,7 +30,7 @@ def parse_args(argv=None):
                         help="override any config key, e.g. --set train.epochs=1 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--checkpoint", help="test/predict/explain: checkpoint file (default: the run folder's)")
+    parser.add_argument("--checkpoint", help="test/predict/explain/serve: checkpoint file (default: the run folder's)")
     parser.add_argument("--text", help="predict/explain: a sentence to classify")
     parser.add_argument("--aspect", action="append", default=[],
                         help="predict/explain: an aspect term or category (repeatable)")
@@ -37,6 +38,9 @@ def parse_args(argv=None):
                         "(default: <run folder>/explain/); results: the page (default docs/RESULTS.md)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
+    parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
+                        "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
+    parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
     grid = parser.add_argument_group("reproduce / table / compare (the paper's Table 3 grid; train/experiments/)")
     grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3); "
                       "compare: the two models A,B")
@@ -94,6 +98,16 @@ def main(argv=None):
         from train.experiments.report import report
         runs = Path(cfg.paths.runs)
         print(report(runs, runs / "summary.md"), end="")
+    elif args.mode == "serve":
+        from pathlib import Path
+
+        from train.inference.evaluate import load_classifier
+        from train.inference.serve import bind, need_serve_packages, serve
+        from train.run_folder import run_dir
+        need_serve_packages()
+        sock = bind(args.host, args.port)   # a busy port fails before the model loads
+        checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
+        serve(load_classifier(checkpoint, args.device, args.dataset), sock=sock)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
         from pathlib import Path

@@ -1,1 +1,1 @@
-"""Inference from a trained checkpoint: the Python API, request reading, test, explain."""
+"""Inference from a trained checkpoint: the Python API, request reading, test, explain, serve (HTTP)."""

@@ -1,0 +1,383 @@
+"""--mode serve (train/inference/serve.py): the HTTP API against the command line, its bad requests, a
+big batch, concurrent clients, the page in a real headless Chromium, stopping on signals and a busy port.
+
+Tiny CapsNet (ATSA and ACSA) and LSTM runs are trained once per module on a few sentences of own data
+(one epoch, in this process); every output goes to tmp folders. The API tests use Starlette's
+TestClient; the concurrency and browser tests a real uvicorn server on a free loopback port.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from common.errors import UserError
+from conftest import REPO_ROOT, compose_cfg
+
+for _package in ("starlette", "uvicorn", "httpx"):
+    pytest.importorskip(_package, reason=f"{_package} is not installed (optional: pip install -r "
+                                         "requirements-serve.txt)")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from train.inference.api import SentimentClassifier  # noqa: E402
+from train.inference.explain import explain_job  # noqa: E402
+from train.inference.serve import MAX_ASPECTS, MAX_BODY_BYTES, MAX_TEXT_CHARS, bind, make_app  # noqa: E402
+
+MAMS = "The decor is not special at all but their food is amazing."
+SENTENCES = [
+    (MAMS, [("decor", "negative"), ("food", "positive")]),
+    ("The food was great but the service slow.", [("food", "positive"), ("service", "negative")]),
+    ("Friendly staff and a bad menu.", [("staff", "positive"), ("menu", "negative")]),
+    ("The prices are fair and the place is quiet.", [("prices", "positive"), ("place", "neutral")]),
+    ("Their pasta was cold and the waiter rude.", [("pasta", "negative"), ("waiter", "negative")]),
+    ("We ordered the soup, the bread came first.", [("soup", "neutral"), ("bread", "neutral")]),
+]
+CATEGORY = {"decor": "ambience", "food": "food", "service": "service", "staff": "staff", "menu": "menu",
+            "prices": "price", "place": "place", "pasta": "food", "waiter": "staff", "soup": "food",
+            "bread": "food"}
+
+
+def write_own_data(folder, task):
+    """train/val/test.jsonl of SENTENCES (train repeated four times): terms (atsa) or categories (acsa)."""
+    folder.mkdir(parents=True)
+    for split, repeats in (("train", 4), ("val", 1), ("test", 1)):
+        lines = []
+        for text, aspects in SENTENCES * repeats:
+            if task == "atsa":
+                found = [{"term": w, "from": text.index(w), "to": text.index(w) + len(w), "polarity": p}
+                         for w, p in aspects]
+            else:
+                found = [{"category": CATEGORY[w], "polarity": p} for w, p in aspects]
+            lines.append(json.dumps({"text": text, "aspects": found}) + "\n")
+        (folder / f"{split}.jsonl").write_text("".join(lines), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """{"atsa" | "acsa" | "lstm": checkpoint path} of one-epoch runs on own data."""
+    from train.run import train_job
+    tmp = tmp_path_factory.mktemp("serve")
+    found = {}
+    for name, model, task in (("atsa", "capsnet", "atsa"), ("acsa", "capsnet", "acsa"), ("lstm", "lstm", "atsa")):
+        data = tmp / f"own-{name}"
+        if not data.exists():
+            write_own_data(data, task)
+        cfg = compose_cfg(str(data), model, tmp / "processed", tmp / "runs", ["train.epochs=1"])
+        train_job(cfg, 0, "cpu")
+        found[name] = next((tmp / "runs").glob(f"user-own-{name}/{model}/seed0/checkpoint.pt"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def classifiers(checkpoints):
+    return {name: SentimentClassifier.load(path, device="cpu") for name, path in checkpoints.items()}
+
+
+@pytest.fixture(scope="module")
+def clients(classifiers):
+    return {name: TestClient(make_app(clf)) for name, clf in classifiers.items()}
+
+
+def run_main(*args, timeout=300):
+    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def json_lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_predict_answers_the_records_of_the_command_line(clients, checkpoints):
+    response = clients["atsa"].post("/predict", json={"text": MAMS, "aspects": ["decor", "food"]})
+    cli = run_main("--mode", "predict", "--checkpoint", str(checkpoints["atsa"]), "--device", "cpu",
+                   "--text", MAMS, "--aspect", "decor", "--aspect", "food")
+    assert cli.returncode == 0, cli.stderr
+    assert response.status_code == 200
+    assert response.json() == json_lines(cli.stdout)
+    assert [r["aspect"] for r in response.json()] == ["decor", "food"]
+
+
+def test_predict_takes_a_list_of_requests_and_keeps_their_order(clients, classifiers):
+    body = [{"text": text, "aspects": [w for w, _ in aspects][::-1]} for text, aspects in SENTENCES]
+    response = clients["atsa"].post("/predict", json=body)
+    assert response.status_code == 200
+    assert response.json() == classifiers["atsa"].predict(body)
+    assert [r["aspect"] for r in response.json()] == [w for _, aspects in SENTENCES for w, _ in aspects[::-1]]
+
+
+def test_predict_on_acsa_takes_the_models_categories(clients, classifiers):
+    response = clients["acsa"].post("/predict", json={"text": MAMS, "aspects": ["ambience", "food"]})
+    assert response.status_code == 200
+    assert response.json() == classifiers["acsa"].predict([(MAMS, ["ambience", "food"])])
+
+
+@pytest.mark.parametrize("name", ["atsa", "acsa"])
+def test_explain_answers_the_record_of_the_command_line_without_a_png(clients, classifiers, name, tmp_path):
+    aspect = "decor" if name == "atsa" else "ambience"
+    response = clients[name].post("/explain", json={"text": MAMS, "aspect": aspect})
+    cli, = explain_job(classifiers[name], [(MAMS, [aspect], "--text")], tmp_path / "map.png")   # --mode explain
+    assert response.status_code == 200
+    record = response.json()
+    assert "png" not in record and record == {k: v for k, v in cli.items() if k != "png"}
+    assert [m["name"].split(":")[0] for m in record["weights"]] == ["u_i", "w_ij"]
+    assert all(len(row) == len(m["words"]) for m in record["weights"] for row in m["rows"].values())
+
+
+@pytest.mark.parametrize("name, task, categories", [
+    ("atsa", "atsa", None),
+    ("acsa", "acsa", ["ambience", "food", "service", "staff", "menu", "price", "place"]),
+])
+def test_health_names_the_model_task_categories_and_checkpoint(clients, checkpoints, name, task, categories):
+    response = clients[name].get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"model": "capsnet", "task": task, "categories": categories,
+                               "checkpoint": str(checkpoints[name]), "explains": True}
+
+
+def api_error(call):
+    with pytest.raises(UserError) as err:
+        call()
+    return str(err.value)
+
+
+@pytest.mark.parametrize("case", ["malformed JSON", "not a request", "no aspects key", "aspect not in the text",
+                                  "empty text", "unknown category", "text over the limit", "too many aspects",
+                                  "body over the limit", "explain without aspect", "explain aspect not in the text",
+                                  "explain on a model without weights"])
+def test_a_bad_request_is_a_4xx_with_the_command_lines_words_and_the_server_keeps_serving(clients, classifiers,
+                                                                                           case):
+    atsa = classifiers["atsa"]
+    cases = {   # (client, path, body, status, the error's words)
+        "malformed JSON": ("atsa", "/predict", '{"text": "oops", "aspects": [', 400,
+                           "request: not valid JSON (Expecting value: line 1 column 30 (char 29))"),
+        "not a request": ("atsa", "/predict", "42", 400,
+                          'request: expected {"text": "...", "aspects": ["...", ...]} or a list of them'),
+        "no aspects key": ("atsa", "/predict", {"text": MAMS}, 400,
+                           'item 0: expected {"text": "...", "aspects": ["...", ...]}'),
+        "aspect not in the text": ("atsa", "/predict", [{"text": MAMS, "aspects": ["food"]},
+                                                        {"text": MAMS, "aspects": ["wine"]}], 400,
+                                   api_error(lambda: atsa.predict([(MAMS, ["food"]), (MAMS, ["wine"])]))),
+        "empty text": ("atsa", "/predict", {"text": "  ", "aspects": ["food"]}, 400,
+                       api_error(lambda: atsa.predict([("  ", ["food"])]))),
+        "unknown category": ("acsa", "/predict", {"text": MAMS, "aspects": ["decor"]}, 400,
+                             api_error(lambda: classifiers["acsa"].predict([(MAMS, ["decor"])]))),
+        "text over the limit": ("atsa", "/predict", {"text": "food " * MAX_TEXT_CHARS, "aspects": ["food"]}, 413,
+                                f"item 0: text of {5 * MAX_TEXT_CHARS} characters, more than this server's limit "
+                                f"of {MAX_TEXT_CHARS}"),
+        "too many aspects": ("atsa", "/predict", {"text": MAMS, "aspects": ["food"] * (MAX_ASPECTS + 1)}, 413,
+                             f"request: {MAX_ASPECTS + 1} aspects, more than this server's limit of {MAX_ASPECTS} "
+                             "per request"),
+        "body over the limit": ("atsa", "/predict", " " * (MAX_BODY_BYTES + 1), 413,
+                                f"request: body of {MAX_BODY_BYTES + 1} bytes, more than this server's limit of "
+                                f"{MAX_BODY_BYTES}"),
+        "explain without aspect": ("atsa", "/explain", {"text": MAMS, "aspects": ["food"]}, 400,
+                                   'request: expected {"text": "...", "aspect": "..."}'),
+        "explain aspect not in the text": ("atsa", "/explain", {"text": MAMS, "aspect": "wine"}, 400,
+                                           api_error(lambda: atsa.explain(MAMS, "wine"))),
+        "explain on a model without weights": ("lstm", "/explain", {"text": MAMS, "aspect": "food"}, 400,
+                                               api_error(lambda: classifiers["lstm"].explain(MAMS, "food"))),
+    }
+    name, path, body, status, words = cases[case]
+    client = clients[name]
+    sent = {"content": body} if isinstance(body, str) else {"json": body}
+    response = client.post(path, **sent)
+    assert (response.status_code, response.json()) == (status, {"error": words})
+    assert "Traceback" not in response.text
+    assert client.get("/health").status_code == 200   # still serving
+    assert client.post("/predict", json={"text": MAMS, "aspects": ["food"]}).status_code == 200
+
+
+def test_wrong_method_and_unknown_path_are_json_errors(clients):
+    assert clients["atsa"].get("/predict").json() == {"error": "GET /predict: Method Not Allowed"}
+    response = clients["atsa"].get("/nothing-here")
+    assert (response.status_code, response.json()) == (404, {"error": "GET /nothing-here: Not Found"})
+
+
+def varied_requests(count):
+    """`count` requests of two aspects each, cycling through SENTENCES with the aspects' order varied."""
+    requests = []
+    for k in range(count):
+        text, aspects = SENTENCES[k % len(SENTENCES)]
+        words = [w for w, _ in aspects]
+        requests.append({"text": text, "aspects": words if k % 2 else words[::-1]})
+    return requests
+
+
+def test_a_batch_of_1000_aspects_in_one_request_matches_the_api(clients, classifiers):
+    body = varied_requests(500)
+    response = clients["atsa"].post("/predict", json=body)
+    assert response.status_code == 200
+    records = response.json()
+    assert len(records) == 1000
+    assert records == classifiers["atsa"].predict(body)
+
+
+def start_live_server(clf):
+    """(uvicorn.Server, its thread, its socket, base URL) of a real server for `clf` on a free loopback port."""
+    import uvicorn
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(make_app(clf), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start within 30 s"
+    return server, thread, sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def live_servers(classifiers):
+    """{"atsa" | "acsa": (base URL, classifier)} of real uvicorn servers for the two CapsNets."""
+    started = {name: start_live_server(classifiers[name]) for name in ("atsa", "acsa")}
+    yield {name: (url, classifiers[name]) for name, (_, _, _, url) in started.items()}
+    for server, thread, sock, _ in started.values():
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def test_concurrent_clients_get_the_predictions_of_the_api(live_servers):
+    import httpx
+    url, clf = live_servers["atsa"]
+    requests = varied_requests(48)
+
+    def ask(chunk):
+        with httpx.Client(base_url=url, timeout=60) as client:
+            return [client.post("/predict", json=request).json() for request in chunk]
+
+    with ThreadPoolExecutor(8) as pool:   # 8 clients, 6 requests each, all at once
+        answers = [a for chunk in pool.map(ask, [requests[k::8] for k in range(8)]) for a in chunk]
+    expected = [clf.predict([request]) for k in range(8) for request in requests[k::8]]
+    assert answers == expected
+
+
+def chromium_paths():
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return browser, driver
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (selenium) of the system's chromium and chromedriver."""
+    binary, driver_path = chromium_paths()
+    if not (binary and driver_path):
+        pytest.skip("chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)")
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install -r requirements-serve.txt)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1100,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def open_page(driver, url):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(url + "/")
+    wait = WebDriverWait(driver, 60)
+    wait.until(lambda d: d.find_element(By.ID, "classify").is_enabled())
+    return wait
+
+
+def test_the_page_shows_each_aspects_label_and_heat_map_in_headless_chromium(live_servers, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    url, clf = live_servers["atsa"]
+    wait = open_page(browser, url)
+    assert "capsnet (ATSA)" in browser.find_element(By.ID, "model-info").text
+    browser.find_element(By.ID, "text").send_keys(MAMS)
+    browser.find_element(By.ID, "terms").send_keys("decor, food")
+    browser.find_element(By.ID, "classify").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.aspect")
+    expected = clf.predict([(MAMS, ["decor", "food"])])
+    assert [c.get_attribute("data-aspect") for c in cards] == ["decor", "food"]
+    assert [c.find_element(By.CSS_SELECTOR, ".label").text for c in cards] == [r["label"] for r in expected]
+    for card, aspect in zip(cards, ["decor", "food"]):
+        explained = clf.explain(MAMS, aspect)
+        words = [span.text for span in card.find_elements(By.CSS_SELECTOR, ".sentence span")]
+        assert words == explained["weights"][0]["words"]          # u_i: the words, each coloured
+        rows = [th.text for th in card.find_elements(By.CSS_SELECTOR, ".grid th.row")]
+        assert rows == list(explained["weights"][1]["rows"])      # the routing to each sentiment capsule
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    shot = tmp_path / "serve.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    browser.find_element(By.ID, "terms").clear()
+    browser.find_element(By.ID, "terms").send_keys("wine")
+    browser.find_element(By.ID, "classify").click()                   # the server's error, in its words
+    wait.until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert browser.find_element(By.ID, "error").text == "error: item 0: aspect 'wine' not found in the text"
+
+
+def test_the_page_offers_the_acsa_models_categories_and_shows_its_errors(live_servers, browser):
+    from selenium.webdriver.common.by import By
+    url, clf = live_servers["acsa"]
+    wait = open_page(browser, url)
+    boxes = browser.find_elements(By.CSS_SELECTOR, "#categories input[type=checkbox]")
+    assert [b.get_attribute("value") for b in boxes] == list(clf.categories)
+    assert not browser.find_element(By.ID, "aspects-atsa").is_displayed()
+    browser.find_element(By.ID, "text").send_keys(MAMS)
+    browser.find_element(By.ID, "classify").click()            # no category chosen: the page says so
+    assert browser.find_element(By.ID, "error").text == "error: choose one or more categories"
+    for box in boxes:
+        if box.get_attribute("value") in ("ambience", "food"):
+            box.click()
+    browser.find_element(By.ID, "classify").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
+    labels = [c.find_element(By.CSS_SELECTOR, ".label").text for c in browser.find_elements(By.CSS_SELECTOR,
+                                                                                           "article.aspect")]
+    assert labels == [r["label"] for r in clf.predict([(MAMS, ["ambience", "food"])])]
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_the_server_stops_cleanly_on_a_signal(checkpoints, stop):
+    import httpx
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), "--mode", "serve", "--checkpoint",
+                                str(checkpoints["atsa"]), "--device", "cpu", "--port", "0"], cwd=REPO_ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        line = process.stdout.readline()   # "serving capsnet (...) on http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        assert line.startswith("serving capsnet"), line + process.stderr.read()
+        url = line.split(" on ")[1].split()[0]
+        assert httpx.get(url + "health", timeout=60).json()["model"] == "capsnet"
+        process.send_signal(stop)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "server stopped"
+    assert "Traceback" not in err and "Finished server process" in err
+
+
+def test_a_second_server_on_a_busy_port_is_one_error_line(checkpoints):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_main("--mode", "serve", "--checkpoint", str(checkpoints["atsa"]), "--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr == f"error: --port {port}: 127.0.0.1:{port} already in use (is another server running?)\n"
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("port", [-1, 65536])
+def test_a_port_out_of_range_is_a_user_error_naming_the_option(port):
+    with pytest.raises(UserError, match=rf"^--port {port}: not a port number \(0-65535; 0 picks a free one\)$"):
+        bind("127.0.0.1", port)
