@@ -112,6 +112,10 @@ def _load_tokenizer(folder, key):
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
     hf_logging.set_verbosity_error()
+    if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES if name != "added_tokens.json"):
+        # (transformers would build an empty tokenizer of the model's class instead)
+        raise UserError(f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                        f"save the model's tokenizer into the folder")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
