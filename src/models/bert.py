@@ -26,9 +26,13 @@ class BertPair(ABSAModel):
     def inputs(cls, cfg, task):
         return bert_inputs(cfg, ("bert_input_ids", "bert_token_type_ids"))
 
+    def input_fields(self):
+        return self.fields
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.bert = load_backbone(cfg.backbone)
+        self.fields = self.inputs(cfg, info.task).fields   # read once: it depends on the backbone folder
         self.dropout = Dropout(cfg.dropout)
         self.classifier = nn.Linear(self.bert.config.hidden_size, info.num_classes)
 

@@ -43,9 +43,13 @@ class CapsNetBert(ABSAModel):
     def inputs(cls, cfg, task):
         return bert_inputs(cfg, ("bert_input_ids", "bert_token_type_ids", "bert_sentence_mask", "bert_aspect_mask"))
 
+    def input_fields(self):
+        return self.fields
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.bert = load_backbone(cfg.backbone)
+        self.fields = self.inputs(cfg, info.task).fields   # read once: it depends on the backbone folder
         hidden = self.bert.config.hidden_size
         on_states = cfg.dropout_site == "states"
         self.dropout = Dropout(cfg.dropout) if on_states else nn.Identity()
