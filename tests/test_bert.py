@@ -293,6 +293,27 @@ def test_default_backbone_is_the_packaged_minilm_with_the_bert_template():
     assert pair_template(load_tokenizer(folder)) == "[CLS] sentence [SEP] aspect [SEP]"
 
 
+def test_default_minilm_pairs_keep_the_hand_built_bert_layout():
+    """[CLS] sentence [SEP] aspect [SEP], token types 0 then 1 from the aspect on, the sentence cut
+    from the end to fit: the layout the arrays had before the tokenizer's template built them."""
+    folder = resolve_backbone("default")
+    tok = load_tokenizer(folder)
+    texts, aspects = ["The decor is not special at all but their food is amazing.", "Service was slow"], \
+        ["decor", "service staff"]
+    for max_length in (64, 12):
+        arrays, truncated = pairs(folder, texts, aspects, max_length=max_length)
+        for k, (text, aspect) in enumerate(zip(texts, aspects)):
+            term = pieces(tok, aspect)
+            sent = pieces(tok, text)[:max_length - len(term) - 3]
+            row = [tok.cls_token_id, *sent, tok.sep_token_id, *term, tok.sep_token_id]
+            n = len(row)
+            assert arrays["bert_len"][k] == n and arrays["bert_input_ids"][k, :n].tolist() == row
+            assert arrays["bert_token_type_ids"][k, :n].tolist() == [0] * (len(sent) + 2) + [1] * (len(term) + 1)
+            assert np.flatnonzero(arrays["bert_sentence_mask"][k]).tolist() == list(range(1, 1 + len(sent)))
+            assert np.flatnonzero(arrays["bert_aspect_mask"][k]).tolist() == list(range(len(sent) + 2, n - 1))
+        assert truncated == (0 if max_length == 64 else 1)
+
+
 def _run(args, env, cwd):
     return subprocess.run([sys.executable, "main.py", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
