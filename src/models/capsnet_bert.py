@@ -1,8 +1,8 @@
 """CapsNet-BERT (paper Section 3, last paragraph): the backbone over the sentence pair (its
 tokenizer's template, BERT's "[CLS] sentence [SEP] aspect [SEP]") replaces the embedding and
 encoding layers; the sentence's token states feed the primary capsules, the mean of the aspect's
-token states is the aspect vector a. The capsule layers and margin loss
-are the same modules CapsNet uses (src/layers.py, src/losses.py)."""
+token states is the aspect vector a. The capsule layers and margin loss are the same modules
+CapsNet uses (src/layers.py, src/losses.py)."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,7 +33,6 @@ class CapsNetBert(ABSAModel):
         # Where CapsNet-BERT can differ from the authors' code (docs/MODELS.md, docs/RESULTS.md ablation):
         primary_positions: str = spec(choices=("sentence", "segment"))  # sentence pieces / [CLS] sentence [SEP]
         aspect_positions: str = spec(choices=("aspect", "segment"))     # aspect pieces / aspect [SEP]
-                                                                        # (BERT's template; any backbone's likewise)
         dropout_site: str = spec(choices=("states", "capsules"))        # on BERT states / on W h before squash
         guide_init: str = spec(choices=("lexicon", "random"))           # guide capsules from the lexicon / Xavier
         head_lr: Optional[float] = spec(above=0.0)   # learning rate of the capsule head (null = train.lr)
