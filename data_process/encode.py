@@ -81,7 +81,7 @@ class Encoder:
 
     def state(self):
         """Everything this encoder needs, as plain values (stored in checkpoints): the vocabulary's
-        word list, task, categories, lowercase, and the BERT backbone setting (model.bert_path as
+        word list, task, categories, lowercase, and the BERT backbone setting (model.backbone as
         configured, e.g. "default", and max_length) or None."""
         bert = None if self.bert is None else {"path": self.bert.path, "max_length": int(self.bert.max_length)}
         return {"words": list(self.vocab.words), "task": self.task,
@@ -96,11 +96,11 @@ class Encoder:
 
     def tokenizer(self):
         """The BERT backbone's tokenizer (loaded once)."""
-        from .bert_inputs import load_tokenizer, resolve_bert_path
+        from .bert_inputs import load_tokenizer, resolve_backbone
         if self.bert is None:
             raise UserError("this model reads no BERT fields")
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(resolve_bert_path(self.bert.path))
+            self._tokenizer = load_tokenizer(resolve_backbone(self.bert.path))
         return self._tokenizer
 
     def field_tokens(self, instance, field, arrays=None, row=0):
@@ -127,10 +127,10 @@ class Encoder:
 
     def bert_arrays(self, instances):
         """(BERT arrays, number of truncated sentences)."""
-        from .bert_inputs import build_pairs, max_pair_length, resolve_bert_path
-        tokenizer = self.tokenizer()
-        return build_pairs(tokenizer, instances, self.task, max_pair_length(resolve_bert_path(self.bert.path),
-                                                                            self.bert.max_length))
+        from .bert_inputs import build_pairs, max_pair_length, resolve_backbone, uses_token_types
+        folder = resolve_backbone(self.bert.path)
+        return build_pairs(self.tokenizer(), instances, self.task, max_pair_length(folder, self.bert.max_length),
+                           uses_token_types(folder))
 
     def encode(self, instances):
         """Every field this encoder can make for `instances` (word fields, plus BERT fields)."""

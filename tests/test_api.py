@@ -245,13 +245,13 @@ def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     from train.checkpoint import save_checkpoint
     clf = tiny_classifier("capsnet-bert")
     config = clf.cfg.to_dict()
-    config["model"]["bert_path"] = str(tmp_path / "no-such-backbone")
-    encoder = dict(clf.encoder.state(), bert={"path": config["model"]["bert_path"], "max_length": 64})
+    config["model"]["backbone"] = str(tmp_path / "no-such-backbone")
+    encoder = dict(clf.encoder.state(), bert={"path": config["model"]["backbone"], "max_length": 64})
     data_info = {"task": "atsa", "num_classes": 3, "num_categories": 0, "embeddings_shape": [18, 50],
                  "sentiment_shape": [3, 50]}
     save_checkpoint(tmp_path / "bert.pt", clf.model, config, {}, {"encoder": encoder, "data_info": data_info})
     line = predict_error_line(tmp_path / "bert.pt")
-    assert "BERT backbone" in line and "no-such-backbone" in line
+    assert "cannot load its backbone" in line and "no-such-backbone" in line
 
 
 def test_predict_batches_by_length_but_answers_in_request_order():

@@ -25,8 +25,8 @@ def test_model_trains_on_a_slice_of_real_mams_and_predicts_from_its_checkpoint(n
     monkeypatch.setenv("ABSA_DATA_ROOT", str(shared_data))
     overrides = [f"paths.processed={processed}", f"paths.runs={tmp_path / 'runs'}", f"data.limit={LIMIT}",
                  "train.epochs=1", "train.max_steps=2", "train.batch_size=16", "train.tensorboard=false"]
-    if hasattr(compose(name, DATASET_OF[task]).model, "bert_path"):  # BERT models: the tiny test backbone
-        overrides.append(f"model.bert_path={tiny_bert}")
+    if hasattr(compose(name, DATASET_OF[task]).model, "backbone"):  # BERT models: the tiny test backbone
+        overrides.append(f"model.backbone={tiny_bert}")
     cfg = compose(name, DATASET_OF[task], None, overrides)
     summary = train_job(cfg, seed=0, device_name="cpu")
     folder = tmp_path / "runs" / DATASET_OF[task] / name / "seed0"

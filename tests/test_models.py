@@ -44,8 +44,8 @@ def instances(task):
 
 def model_config(name, task, tiny_bert):
     cfg = compose(name, DATASET_OF[task]).model
-    if hasattr(cfg, "bert_path"):
-        cfg = dataclasses.replace(cfg, bert_path=str(tiny_bert))
+    if hasattr(cfg, "backbone"):
+        cfg = dataclasses.replace(cfg, backbone=str(tiny_bert))
     if hasattr(cfg, "dropout"):
         cfg = dataclasses.replace(cfg, dropout=0.0)
     return cfg

@@ -1,12 +1,12 @@
-"""BERT sentence-pair baseline (Table 3): "[CLS] sentence [SEP] aspect [SEP]" -> [CLS] state ->
-dropout -> linear, cross-entropy."""
+"""BERT sentence-pair baseline (Table 3): the backbone over the pair (its tokenizer's template, BERT's
+"[CLS] sentence [SEP] aspect [SEP]") -> the first token's state -> dropout -> linear, cross-entropy."""
 from dataclasses import dataclass
 
 import torch.nn as nn
 
 from common.schema import spec
 
-from ..backbone import bert_inputs, encode_pairs, load_bert
+from ..backbone import bert_inputs, encode_pairs, load_backbone
 from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel
@@ -17,7 +17,7 @@ class BertPair(ABSAModel):
 
     @dataclass(frozen=True)
     class Config:
-        bert_path: str            # a local Hugging Face BERT folder; "default" = the packaged MiniLM
+        backbone: str             # a local Hugging Face encoder folder, "default" (the packaged MiniLM) or "mpnet"
         max_length: int = spec(min=8)
         dropout: float = spec(min=0.0, max=1.0)
         loss: LossConfig
@@ -26,9 +26,13 @@ class BertPair(ABSAModel):
     def inputs(cls, cfg, task):
         return bert_inputs(cfg, ("bert_input_ids", "bert_token_type_ids"))
 
+    def input_fields(self):
+        return self.fields
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        self.bert = load_bert(cfg.bert_path)
+        self.bert = load_backbone(cfg.backbone)
+        self.fields = self.inputs(cfg, info.task).fields   # read once: it depends on the backbone folder
         self.dropout = Dropout(cfg.dropout)
         self.classifier = nn.Linear(self.bert.config.hidden_size, info.num_classes)
 

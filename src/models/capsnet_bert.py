@@ -1,7 +1,8 @@
-"""CapsNet-BERT (paper Section 3, last paragraph): BERT over "[CLS] sentence [SEP] aspect [SEP]"
-replaces the embedding and encoding layers; the sentence's token states feed the primary capsules,
-the mean of the aspect's token states is the aspect vector a. The capsule layers and margin loss
-are the same modules CapsNet uses (src/layers.py, src/losses.py)."""
+"""CapsNet-BERT (paper Section 3, last paragraph): the backbone over the sentence pair (its
+tokenizer's template, BERT's "[CLS] sentence [SEP] aspect [SEP]") replaces the embedding and
+encoding layers; the sentence's token states feed the primary capsules, the mean of the aspect's
+token states is the aspect vector a. The capsule layers and margin loss are the same modules
+CapsNet uses (src/layers.py, src/losses.py)."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -10,7 +11,7 @@ import torch.nn as nn
 
 from common.schema import spec
 
-from ..backbone import bert_inputs, encode_pairs, load_bert
+from ..backbone import bert_inputs, encode_pairs, load_backbone
 from ..dropout import Dropout
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
@@ -22,7 +23,7 @@ class CapsNetBert(ABSAModel):
 
     @dataclass(frozen=True)
     class Config:
-        bert_path: str            # a local Hugging Face BERT folder; "default" = the packaged MiniLM
+        backbone: str             # a local Hugging Face encoder folder, "default" (the packaged MiniLM) or "mpnet"
         max_length: int = spec(min=8)
         capsule_size: int = spec(min=1)
         dropout: float = spec(min=0.0, max=1.0)
@@ -41,9 +42,13 @@ class CapsNetBert(ABSAModel):
     def inputs(cls, cfg, task):
         return bert_inputs(cfg, ("bert_input_ids", "bert_token_type_ids", "bert_sentence_mask", "bert_aspect_mask"))
 
+    def input_fields(self):
+        return self.fields
+
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        self.bert = load_bert(cfg.bert_path)
+        self.bert = load_backbone(cfg.backbone)
+        self.fields = self.inputs(cfg, info.task).fields   # read once: it depends on the backbone folder
         hidden = self.bert.config.hidden_size
         on_states = cfg.dropout_site == "states"
         self.dropout = Dropout(cfg.dropout) if on_states else nn.Identity()
@@ -62,10 +67,13 @@ class CapsNetBert(ABSAModel):
 
     def masks(self, batch):
         """(primary-capsule positions, aspect positions) as bool (B, T) masks, per model.*_positions:
-        the first segment "[CLS] sentence [SEP]" has token type 0, the second "aspect [SEP]" type 1."""
+        the first segment runs up to the aspect's first piece ("[CLS] sentence [SEP]" in BERT's
+        template), the second from there to the end ("aspect [SEP]", BERT's token type 1)."""
         ids = batch["bert_input_ids"]
-        real = torch.arange(ids.size(1), device=ids.device)[None, :] < batch["bert_len"][:, None]
-        second = (batch["bert_token_type_ids"] == 1) & real
+        positions = torch.arange(ids.size(1), device=ids.device)[None, :]
+        real = positions < batch["bert_len"][:, None]
+        aspect_start = batch["bert_aspect_mask"].int().argmax(dim=1, keepdim=True)
+        second = (positions >= aspect_start) & real
         primary = (real & ~second) if self.cfg.primary_positions == "segment" else batch["bert_sentence_mask"].bool()
         aspect = second if self.cfg.aspect_positions == "segment" else batch["bert_aspect_mask"].bool()
         return primary, aspect

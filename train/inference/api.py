@@ -8,7 +8,8 @@
 
 Everything needed to encode new text is inside the checkpoint (format 2): the vocabulary, task,
 categories, lowercase setting and BERT backbone setting; no raw or processed data is read. BERT
-models also need their backbone (model.bert_path: the packaged MiniLM or a local folder).
+models also need their backbone (model.backbone: the packaged MiniLM, "mpnet" or a local encoder folder),
+which must hold the tokenizer they were trained with.
 """
 import dataclasses
 from pathlib import Path
@@ -55,6 +56,17 @@ def _scores(row):
     return {name: round(float(row[i]), 4) for i, name in enumerate(LABELS)}
 
 
+def check_backbone(setting, fingerprints):
+    """The folder behind model.backbone must hold the tokenizer the checkpoint was trained with
+    (its arrays' key, train.data.PreparedData.fingerprints)."""
+    from data_process.bert_inputs import backbone_key, resolve_backbone
+    stored = fingerprints.get("BERT inputs")
+    folder = resolve_backbone(setting)
+    if stored is not None and backbone_key(folder) != stored:
+        raise UserError(f"it was trained with the tokenizer {stored} (model.backbone={setting}), but {folder} "
+                        f"holds {backbone_key(folder)}; point model.backbone at the training folder")
+
+
 class SentimentClassifier:
     """A trained ABSA model with its encoder: predict and explain on new (text, aspect) pairs."""
 
@@ -73,12 +85,18 @@ class SentimentClassifier:
         cfg = stored_config(checkpoint, state)
         encoder = Encoder.from_state(state["encoder"])
         try:
+            if encoder.bert is not None:
+                check_backbone(encoder.bert.path, state.get("fingerprints") or {})
             model = build_model(cfg.model_name, cfg.model, stored_data_info(state["data_info"]))
         except UserError as err:
             if encoder.bert is None:
                 raise
-            raise UserError(f"{checkpoint}: cannot load its BERT backbone: {err}") from None
-        model.load_state_dict(state["model_state"])
+            raise UserError(f"{checkpoint}: cannot load its backbone: {err}") from None
+        try:
+            model.load_state_dict(state["model_state"])
+        except RuntimeError as err:   # another architecture or size behind the same setting
+            raise UserError(f"{checkpoint}: its weights do not fit the model built from its config "
+                            f"({str(err).splitlines()[0]})") from None
         return cls(model, encoder, cfg, device, checkpoint, state.get("fingerprints"), state["config"].get("seed"))
 
     @property
