@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root on sys.path, the raw data beside the checkout, a tiny
+"""Shared fixtures: the repository root on sys.path, the raw data (found as the project finds it), a tiny
 SemEval-2014-format XML writer, composed configs whose output paths point into tmp folders, and a
 tiny seeded CapsNet with random data (tiny_capsnet)."""
 import sys
@@ -11,8 +11,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-# ../shared/data beside the checkout (CI lays a copy of shared/ there)
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the last place looked for raw data: ../shared/data beside the checkout (CI lays a copy of shared/ there)
+BESIDE_CHECKOUT = REPO_ROOT.parent / "shared" / "data"
+
+
+def find_raw_data():
+    """The raw data root the project would read ($ABSA_DATA_ROOT, else paths.raw of configs/default.yaml,
+    i.e. data/raw in the checkout), else ../shared/data beside the checkout; None if none holds
+    MAMS-ATSA/train.xml."""
+    from types import SimpleNamespace
+
+    from common.errors import UserError
+    from data_process.raw_data import raw_root
+    from train.config import CONFIG_ROOT, read_yaml
+    try:
+        roots = [raw_root(SimpleNamespace(raw=REPO_ROOT / read_yaml(CONFIG_ROOT / "default.yaml")["paths"]["raw"]))]
+    except UserError:   # $ABSA_DATA_ROOT names a missing folder
+        roots = []
+    for root in roots + [BESIDE_CHECKOUT]:
+        if (root / "MAMS-ATSA" / "train.xml").is_file():
+            return root
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +41,11 @@ def repo_root():
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """The raw data folder (<root>/MAMS-ATSA/train.xml ...). Skips only if the folder is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"raw data folder {SHARED_DATA} is absent")
-    return SHARED_DATA
+    """The raw data root (<root>/MAMS-ATSA/train.xml ...; find_raw_data). Skips only if there is none."""
+    root = find_raw_data()
+    if root is None:
+        pytest.skip("no raw data: set ABSA_DATA_ROOT, or put it under data/raw or ../shared/data")
+    return root
 
 
 def sentence_xml(text, terms=(), categories=()):
