@@ -21,16 +21,13 @@ from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
 from src.dataset import ABSADataset, make_eval_loader, make_loader
-from src.models import DataInfo, build_model
+from src.models import MODELS, DataInfo, build_model
 
 from ..checkpoint import load_checkpoint
 from ..config import from_tree, with_later_train_settings
 from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
-
-CAPSULE_MODELS = "capsnet, capsnet-dr, capsnet-bert, capsnet-bert-dr"
-ATTENTION_MODELS = "at-lstm, atae-lstm, bilstm-attn, ian, aoa-lstm, memnet, aen"
 
 
 def stored_config(checkpoint, state):
@@ -115,8 +112,9 @@ class SentimentClassifier:
 
     def check_explains(self):
         if not self.model.explains():
+            explainable = ", ".join(name for name, cls in sorted(MODELS.items()) if cls.explains())
             raise UserError(f"model {self.cfg.model_name} has no attention or routing weights to show; explain "
-                            f"works for capsule models ({CAPSULE_MODELS}) and attention models ({ATTENTION_MODELS})")
+                            f"works for the models that have them ({explainable})")
 
     def explain_batch(self, items):
         """The model-level view for analysis: (instances, the padded batch on the device, scores (B, C),
