@@ -6,10 +6,8 @@ import dataclasses
 
 import pytest
 import torch
-from test_lstm import packed_reference
-from test_models import MODEL_TASKS, setup
 
-from conftest import compose_cfg, tiny_capsnet
+from conftest import compose_cfg, model_setup, model_tasks, packed_reference, tiny_capsnet
 from data_process.fields import length_field
 from src.blocks import RNNEncoder
 from src.dataset import make_eval_loader, make_loader
@@ -228,7 +226,7 @@ def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_
                                predict_scores(model, loader, device)[0], rtol=1e-5, atol=1e-6)
 
 
-SAFE_MODEL_TASKS = [(name, task) for name, task in MODEL_TASKS if MODELS[name].cuda_graph_safe]
+SAFE_MODEL_TASKS = [(name, task) for name, task in model_tasks() if MODELS[name].cuda_graph_safe]
 
 
 @cuda
@@ -257,7 +255,7 @@ def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional)
 def model_batches(name, task):
     """(a model on the GPU, in train mode, no dropout; batches of two shapes: all four sentences, and
     the first three cut to their own longest length)."""
-    model, batch, _, cfg = setup(name, task, None)
+    model, batch, _, cfg = model_setup(name, task, None)
     device = torch.device("cuda")
     smaller = {}
     for key, value in batch.items():
