@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check behind docs/RESULTS.md's GPU section, as one script (device time is scarce).
-#   1. CapsNet, MAMS-ATSA and MAMS-ACSA, seed 0, alone on the GPU: the speed figures (issue 12);
+#   1. CapsNet, MAMS-ATSA and MAMS-ACSA, seed 0, alone on the GPU: the speed figures;
 #   2. benchmarks/train_speed.py's table for capsnet on the GPU;
 #   3. the Table-3 grid on the MAMS columns, every registered model, seeds 0-2, JOBS runs at once,
-#      GPU utilisation sampled every 2 s (issues 9, 11, 14);
+#      GPU utilisation sampled every 2 s;
 #   4. what the table needs of each run folder (metrics.json, predictions.jsonl, train.log; no
 #      checkpoints, not even the temporary ones of killed runs) packed into $OUT/runs.tar.gz.
 # Runs from the repository root with the processed arrays already under data/processed (the GPU

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12's GPU check as one script (device time is scarce): the CUDA tests, then CapsNet (paper
+# The GPU speed check as one script (device time is scarce): the CUDA tests, then CapsNet (paper
 # design, 20 epochs) on MAMS-ATSA and MAMS-ACSA: milliseconds per step for each way a step can run
 # (benchmarks/gpu_step.py) and where a step's GPU time goes (benchmarks/gpu_kernels.py), seeds 0-2
 # with training steps replayed from CUDA graphs (the default), seed 0 again with other settings
