@@ -95,23 +95,17 @@ def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     state["format"] = 1
     torch.save(state, tmp_path / "old.pt")
     line = predict_error_line(tmp_path / "old.pt")
-    assert "format 1" in line and "re-train" in line
+    assert "checkpoint format 1, this version reads format 2" in line and "re-train" in line
 
 
-def test_a_checkpoint_from_before_a_training_setting_existed_still_predicts(runs, tmp_path):
-    """Training settings added later (here train.cuda_graph_limit and train.cuda_graphs) take their
-    defaults; a model setting the stored config lacks still fails with one line."""
+def test_a_checkpoint_whose_stored_config_lacks_a_setting_fails_with_one_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
-    for key in ("cuda_graph_limit", "cuda_graphs"):
-        state["config"]["train"].pop(key)
-    torch.save(state, tmp_path / "older.pt")
-    result = ok(run_main("--mode", "predict", "--checkpoint", str(tmp_path / "older.pt"), "--text", SENTENCE,
-                         "--aspect", "food", env=no_data_env()))
-    assert json_lines(result.stdout)[0]["aspect"] == "food"
-    state["config"]["model"].pop("capsule_size")
-    torch.save(state, tmp_path / "other.pt")
-    line = predict_error_line(tmp_path / "other.pt")
-    assert "missing key model.capsule_size" in line and "re-train" in line
+    for section, key in (("train", "cuda_graph_limit"), ("model", "capsule_size")):
+        changed = {**state, "config": {**state["config"], section: dict(state["config"][section])}}
+        changed["config"][section].pop(key)
+        torch.save(changed, tmp_path / f"{key}.pt")
+        line = predict_error_line(tmp_path / f"{key}.pt")
+        assert f"missing key {section}.{key}" in line and "re-train" in line
 
 
 def test_test_mode_still_checks_against_the_processed_data(runs):

@@ -26,7 +26,7 @@ from common.io import write_json
 from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
-from ..config import CONFIG_ROOT, available, compose, read_yaml, with_later_train_settings
+from ..config import CONFIG_ROOT, available, compose, read_yaml
 from ..run_folder import run_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -173,9 +173,8 @@ def finished_metrics(cell):
 
 
 def ran_as_planned(metrics, cell):
-    """Whether a run's metrics.json holds the cell's config (training settings added since it ran at
-    their defaults; the IGNORED_KEYS left out)."""
-    return comparable(with_later_train_settings(metrics.get("config", {}))) == cell.expected_config()
+    """Whether a run's metrics.json holds the cell's config (the IGNORED_KEYS left out)."""
+    return comparable(metrics.get("config", {})) == cell.expected_config()
 
 
 # ---------------------------------------------------------------------------- running the runs

@@ -6,7 +6,7 @@
     # -> [{"text": ..., "aspect": "food", "label": "positive", "scores": {...}}, {... "service" ...}]
     clf.explain("The food was great but the service slow.", "service")   # per-word weights
 
-Everything needed to encode new text is inside the checkpoint (format 2): the vocabulary, task,
+Everything needed to encode new text is inside the checkpoint (train/checkpoint.py): the vocabulary, task,
 categories, lowercase setting and BERT backbone setting; no raw or processed data is read. BERT
 models also need their backbone (model.bert_path: the packaged MiniLM or a local folder).
 """
@@ -24,16 +24,15 @@ from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import MODELS, DataInfo, build_model
 
 from ..checkpoint import load_checkpoint
-from ..config import from_tree, with_later_train_settings
+from ..config import from_tree
 from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
 
 
 def stored_config(checkpoint, state):
-    """The RunConfig a checkpoint was trained with. Training settings added to this project after
-    it was trained (keys of `train:` it lacks) take their defaults: they do not change the model."""
-    stored = with_later_train_settings(state["config"])
+    """The RunConfig a checkpoint was trained with."""
+    stored = dict(state["config"])
     stored.pop("seed", None)
     try:
         return from_tree(stored, stored.get("model_name", ""))
@@ -61,7 +60,7 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, checkpoint, device="cpu"):
-        """From a checkpoint.pt (format 2); device "cpu", "cuda", "auto" or a torch.device."""
+        """From a checkpoint.pt; device "cpu", "cuda", "auto" or a torch.device."""
         checkpoint = Path(checkpoint)
         device = device if isinstance(device, torch.device) else pick_device(device)
         state = load_checkpoint(checkpoint)
