@@ -55,6 +55,7 @@ def runs(shared_data, tmp_path_factory):
     return {"folders": folders, "processed": tmp / "processed", "paths": paths, "env": env}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["capsnet", "at-lstm"])
 def test_predict_from_a_lone_checkpoint_matches_the_api(runs, model, tmp_path):
     from train.inference.api import SentimentClassifier
@@ -88,6 +89,7 @@ def predict_error_line(checkpoint):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
     for key in ("encoder", "data_info"):
@@ -98,6 +100,7 @@ def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     assert "checkpoint format 1, this version reads format 2" in line and "re-train" in line
 
 
+@pytest.mark.slow
 def test_a_checkpoint_whose_stored_config_lacks_a_setting_fails_with_one_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
     for section, key in (("train", "cuda_graph_limit"), ("model", "capsule_size")):
@@ -108,6 +111,7 @@ def test_a_checkpoint_whose_stored_config_lacks_a_setting_fails_with_one_line(ru
         assert f"missing key {section}.{key}" in line and "re-train" in line
 
 
+@pytest.mark.slow
 def test_test_mode_still_checks_against_the_processed_data(runs):
     result = ok(run_main("--mode", "test", "--model", "capsnet", "--dataset", "mams-atsa", "--set", "data.limit=40",
                          *runs["paths"], "--device", "cpu", env=runs["env"]))
@@ -115,6 +119,7 @@ def test_test_mode_still_checks_against_the_processed_data(runs):
     assert json_lines(result.stdout)[-1]["accuracy"] == metrics["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_capsnet_explain_weights_and_png(runs, tmp_path):
     from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["capsnet"] / "checkpoint.pt", device="cpu")
@@ -148,6 +153,7 @@ def test_capsnet_explain_weights_and_png(runs, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_at_lstm_explain_attention_sums_to_one(runs):
     from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["at-lstm"] / "checkpoint.pt", device="cpu")
@@ -157,6 +163,7 @@ def test_at_lstm_explain_attention_sums_to_one(runs):
     assert "capsule_lengths" not in clf.explain(SENTENCE, "food")
 
 
+@pytest.mark.slow
 def test_tensorboard_event_file_holds_validation_accuracy(runs):
     from train.tensorboard import event_files, read_scalars
     folder = runs["folders"]["capsnet"]
@@ -224,6 +231,7 @@ def test_models_with_nothing_to_show_say_so_in_one_line(model_name):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_capsnet_bert_explains_over_the_sentence_word_pieces():
     clf = tiny_classifier("capsnet-bert")
     record = clf.explain(SENTENCE, "service")
@@ -235,6 +243,7 @@ def test_capsnet_bert_explains_over_the_sentence_word_pieces():
     np.testing.assert_allclose(routing.sum(0), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     from train.checkpoint import save_checkpoint
     clf = tiny_classifier("capsnet-bert")

@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 
 SENTENCE = "The decor is not special at all but their food is amazing."
 LABELS = {"positive", "negative", "neutral"}
+pytestmark = pytest.mark.slow   # real trainings through main.py
 TINY = ["--set", "data.limit=200", "--set", "train.max_steps=5", "--set", "train.epochs=1", "--device", "cpu"]
 
 

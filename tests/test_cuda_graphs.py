@@ -113,6 +113,7 @@ def stand_in_runs(monkeypatch, limit):
     return (make()[2], *train_both_ways(make, torch.device("cpu"), StandInSteps, limit))
 
 
+@pytest.mark.slow
 def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_scheduler(monkeypatch):
     """The step logic of GraphedSteps on the CPU, with stand-in graphs: one eager warm-up step,
     then each new shape (a smaller last batch too) is recorded and replayed; the scheduler counts
@@ -126,6 +127,7 @@ def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_sch
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monkeypatch):
     batches, (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
         stand_in_runs(monkeypatch, limit=1)

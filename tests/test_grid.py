@@ -230,6 +230,7 @@ def _gone_or_zombie(pid):
     return "\nState:\tZ" in status
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_a_training_process_stops_when_the_grid_process_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", (
@@ -336,6 +337,7 @@ def processed(tmp_path_factory):
     return tmp_path_factory.mktemp("processed")
 
 
+@pytest.mark.slow
 def test_tiny_real_grid_resumes_without_recomputing(shared_data, processed, tmp_path):
     env = dict(os.environ, ABSA_DATA_ROOT=str(shared_data))
     args = ["--mode", "reproduce", "--models", "capsnet", "--datasets", "mams-atsa", "--seeds", "2", "--jobs", "2",
@@ -374,6 +376,7 @@ def test_tiny_real_grid_resumes_without_recomputing(shared_data, processed, tmp_
     assert "| CapsNet | ATSA MAMS | 2 |" in (tmp_path / "results" / "table3.md").read_text()
 
 
+@pytest.mark.slow
 def test_ray_backend_trains_in_ray_tasks_into_the_same_run_folders(shared_data, processed, tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="ray is not installed (optional: pip install -r requirements-ray.txt)")
     monkeypatch.setenv("ABSA_DATA_ROOT", str(shared_data))

@@ -2,6 +2,7 @@
 import random
 import xml.etree.ElementTree as ET
 
+import pytest
 from nltk.tokenize import NLTKWordTokenizer
 
 from data_process.tokenizer import _plain_words, rule_spans, stdlib_treebank, token_spans, tokenize
@@ -33,6 +34,7 @@ def test_stdlib_engine_matches_nltk_on_every_dataset_sentence_and_term_split(sha
     assert spans(stdlib_treebank(), sample) == spans(NLTKWordTokenizer(), sample)
 
 
+@pytest.mark.slow
 def test_plain_word_shortcut_gives_the_rules_spans_on_random_strings():
     rng = random.Random(0)
     atoms = ["a", "B", "7", " ", "  ", ",", ", ", ".", "...", "'", "cannot", "gonna", "Wanna", "gimme", "can",

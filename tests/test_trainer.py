@@ -1,5 +1,6 @@
 """The training loop's model selection and step-level validation (train/trainer.py)."""
 import numpy as np
+import pytest
 import torch
 
 from conftest import compose_cfg, tiny_capsnet
@@ -16,6 +17,7 @@ def test_selection_prefers_higher_accuracy_lower_loss_and_breaks_ties_on_macro_f
     assert not is_better(dict(a), a, "accuracy")  # an equal result keeps the earlier checkpoint
 
 
+@pytest.mark.slow
 def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
     cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.eval_every_steps=2",
                                               "train.bucket_by_length=false", "model.capsule_size=8",
