@@ -48,6 +48,29 @@ def shared_data():
     return root
 
 
+def run_main(*args, cwd=REPO_ROOT, env=None, extra_env=None, timeout=600):
+    """`python main.py ARGS` in a subprocess, in `cwd`, with `env` (default: this one's) plus `extra_env`."""
+    import os
+    import subprocess
+    full_env = dict(os.environ if env is None else env)
+    full_env.update(extra_env or {})
+    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ok(result):
+    """The result of a run_main that must succeed (exit 0, no traceback)."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def json_lines(stdout):
+    """The JSON objects a run printed, one a line."""
+    import json
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
 def sentence_xml(text, terms=(), categories=()):
     """One <sentence>: terms = [(term, from, to, polarity)], categories = [(category, polarity)]."""
     parts = [f"  <sentence>\n    <text>{escape(text)}</text>\n"]

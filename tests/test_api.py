@@ -7,33 +7,17 @@ use untrained models on a small batch (no training needed to check that weights 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT, compose_cfg
+from conftest import compose_cfg, json_lines, ok, run_main
 
 TINY = ["--set", "data.limit=40", "--set", "train.max_steps=2", "--set", "train.epochs=1",
         "--set", "train.log_every=1", "--device", "cpu"]
 SENTENCE = "The food was great but the service slow."
 OTHER = "The decor is not special at all but their food is amazing."
-
-
-def run_main(*args, cwd=REPO_ROOT, env=None):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def ok(result):
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result
-
-
-def json_lines(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def no_data_env():

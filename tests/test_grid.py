@@ -19,18 +19,13 @@ from types import SimpleNamespace
 import pytest
 
 from common.errors import UserError
-from conftest import REPO_ROOT, compose_cfg
+from conftest import REPO_ROOT, compose_cfg, run_main
 from train.experiments import grid
 from train.experiments.grid import Cell, Plan, Progress, load_paper, make_plan, reproduce, run_state
 from train.experiments.table import render_table
 from train.metrics import strict_accuracy
 
 TINY = ["--set", "data.limit=40", "--set", "train.epochs=1", "--set", "train.max_steps=2"]
-
-
-def run_main(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=env or dict(os.environ),
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def write_metrics(cell, accuracy=70.0, macro_f1=60.0, strict=50.0, config=None, device="cpu"):
