@@ -46,6 +46,7 @@ def test_length_sorted_evaluation_batches_give_scores_and_labels_in_dataset_orde
     torch.testing.assert_close(sorted_scores, file_scores, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_loss_points_average_every_step_since_the_previous_point_across_epochs():
     cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.log_every=4",
                                               "train.bucket_by_length=false", "model.capsule_size=8"])
