@@ -1,6 +1,8 @@
-"""Shared fixtures: the repository root on sys.path, the raw data (found as the project finds it), a tiny
-SemEval-2014-format XML writer, composed configs whose output paths point into tmp folders, and a
-tiny seeded CapsNet with random data (tiny_capsnet)."""
+"""Shared fixtures and helpers: the repository root on sys.path, the raw data (found as the project
+finds it), `python main.py` in a subprocess (run_main), a tiny SemEval-2014-format XML writer,
+composed configs whose output paths point into tmp folders, a tiny BERT folder, a tiny seeded CapsNet
+with random data (tiny_capsnet), and for every registered model its tiny config (tiny_model_config)
+and the model contract's setup (model_setup)."""
 import sys
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
