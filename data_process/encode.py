@@ -1,9 +1,9 @@
 """The one encoder: instances -> tokens -> fixed-width index arrays, for training splits, test and
-predict alike. The fields are described in fields.py.
+predict alike.
 
-Both tasks: sentence (+ _len), label, sentence_id, and the raw text / aspect strings for reports.
-ATSA adds context, aspect, left, right (each + _len), sentence_aspect_mask and sentence_distance;
-ACSA adds category. BERT fields are added when the encoder is given a backbone (BertInputs).
+Both tasks: the word fields fields.py declares for the task (sequences with their `_len`), label,
+sentence_id, and the raw text / aspect strings for reports. BERT fields are added when the encoder is
+given a backbone (BertInputs).
 """
 from dataclasses import dataclass
 
@@ -11,9 +11,9 @@ import numpy as np
 
 from common.errors import UserError
 
-from .fields import BertInputs
+from .fields import BertInputs, task_fields
 from .tokenizer import tokenize, tokenize_with_term
-from .vocab import ASPECT, PAD, Vocab
+from .vocab import ASPECT, PAD, SPECIALS, Vocab
 
 
 @dataclass
@@ -37,33 +37,23 @@ def _pad(rows):
     return out, lengths
 
 
-def term_distance(length, first, last):
-    """Token distance of each position to the term tokens[first:last] (0 on the term)."""
-    return [first - i if i < first else (0 if i < last else i - last + 1) for i in range(length)]
-
-
 def word_arrays(instances, tokenised, vocab, task, categories=None):
-    """Dict of numpy arrays of the word-level fields for `instances` (see fields.py)."""
+    """Dict of numpy arrays of the task's word-level fields for `instances` (fields.WORD_FIELDS)."""
     sentences = [vocab.encode(t.tokens) for t in tokenised]
+    spans = [t.term for t in tokenised]
     arrays = {}
-    arrays["sentence"], arrays["sentence_len"] = _pad(sentences)
-    if task == "atsa":
-        spans = [t.term for t in tokenised]
-        arrays["aspect"], arrays["aspect_len"] = _pad([s[a:b] for s, (a, b) in zip(sentences, spans)])
-        arrays["context"], arrays["context_len"] = _pad([s[:a] + [ASPECT] + s[b:]
-                                                         for s, (a, b) in zip(sentences, spans)])
-        arrays["left"], arrays["left_len"] = _pad([s[:b] for s, (a, b) in zip(sentences, spans)])
-        arrays["right"], arrays["right_len"] = _pad([s[a:][::-1] for s, (a, b) in zip(sentences, spans)])
-        mask = np.zeros_like(arrays["sentence"], dtype=np.uint8)
-        distance = np.zeros_like(arrays["sentence"], dtype=np.int16)
-        for k, (s, (a, b)) in enumerate(zip(sentences, spans)):
-            mask[k, a:b] = 1
-            distance[k, :len(s)] = term_distance(len(s), a, b)
-        arrays["sentence_aspect_mask"] = mask
-        arrays["sentence_distance"] = distance
-    else:
-        index = {c: i for i, c in enumerate(categories)}
-        arrays["category"] = np.array([index[i.aspect] for i in instances], dtype=np.int64)
+    for name, field in task_fields(task).items():
+        if field.kind == "sequence":
+            arrays[name], arrays[f"{name}_len"] = _pad([field.row(s, a, b, ASPECT)
+                                                        for s, (a, b) in zip(sentences, spans)])
+        elif field.kind == "aligned":
+            values = np.zeros((len(sentences), max([len(s) for s in sentences] + [1])), dtype=field.dtype)
+            for k, (s, (a, b)) in enumerate(zip(sentences, spans)):
+                values[k, :len(s)] = field.row(len(s), a, b)
+            arrays[name] = values
+        else:
+            index = {c: i for i, c in enumerate(categories)}
+            arrays[name] = np.array([index[i.aspect] for i in instances], dtype=field.dtype)
     arrays["label"] = np.array([i.label for i in instances], dtype=np.int64)
     arrays["sentence_id"] = np.array([i.sentence_id for i in instances], dtype=np.int32)
     arrays["text"] = np.array([i.text for i in instances], dtype=str)
@@ -110,15 +100,11 @@ class Encoder:
         if field.startswith("bert_"):
             ids = arrays["bert_input_ids"][row][:int(arrays["bert_len"][row])]
             return self.tokenizer().convert_ids_to_tokens([int(i) for i in ids])
+        declared = task_fields(self.task).get(field)
+        if declared is None or declared.kind != "sequence":
+            raise ValueError(f"no token strings for field {field!r}")
         (tokenised,) = tokenise([instance], self.task, self.lowercase)
-        tokens, (first, last) = tokenised.tokens, tokenised.term
-        if field == "sentence":
-            return list(tokens)
-        if field == "context":
-            return tokens[:first] + ["<aspect>"] + tokens[last:]
-        if field == "aspect":
-            return tokens[first:last]
-        raise ValueError(f"no token strings for field {field!r}")
+        return declared.row(tokenised.tokens, *tokenised.term, SPECIALS[ASPECT])
 
     def words(self, instances, tokenised=None):
         if tokenised is None:

@@ -22,6 +22,7 @@ from common.labels import LABELS
 
 from . import embeddings as emb
 from .encode import Encoder, tokenise
+from .fields import WORD_FIELDS
 from .lexicon import lexicon_words, sentiment_matrix
 from .raw_data import ensure_raw, sha256_of, split_files
 from .sampling import sample_train
@@ -42,6 +43,7 @@ def fingerprint(data, files):
     keys["categories"] = list(data.categories) if data.categories else None
     parts = {
         "version": PIPELINE_VERSION,
+        "fields": {name: [f.task, f.kind, f.dtype] for name, f in WORD_FIELDS.items()},   # a new field: new arrays
         "nltk": version("nltk"),
         "raw": {split: sha256_of(path) for split, path in sorted(files.items())},
         "settings": keys,

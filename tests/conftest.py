@@ -1,6 +1,8 @@
-"""Shared fixtures: the repository root on sys.path, the raw data beside the checkout, a tiny
-SemEval-2014-format XML writer, composed configs whose output paths point into tmp folders, and a
-tiny seeded CapsNet with random data (tiny_capsnet)."""
+"""Shared fixtures and helpers: the repository root on sys.path, the raw data (found as the project
+finds it), `python main.py` in a subprocess (run_main), a tiny SemEval-2014-format XML writer,
+composed configs whose output paths point into tmp folders, a tiny BERT folder, a tiny seeded CapsNet
+with random data (tiny_capsnet), and for every registered model its tiny config (tiny_model_config)
+and the model contract's setup (model_setup)."""
 import sys
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -11,8 +13,27 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-# ../shared/data beside the checkout (CI lays a copy of shared/ there)
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the last place looked for raw data: ../shared/data beside the checkout (CI lays a copy of shared/ there)
+BESIDE_CHECKOUT = REPO_ROOT.parent / "shared" / "data"
+
+
+def find_raw_data():
+    """The raw data root the project would read ($ABSA_DATA_ROOT, else paths.raw of configs/default.yaml,
+    i.e. data/raw in the checkout), else ../shared/data beside the checkout; None if none holds
+    MAMS-ATSA/train.xml."""
+    from types import SimpleNamespace
+
+    from common.errors import UserError
+    from data_process.raw_data import raw_root
+    from train.config import CONFIG_ROOT, read_yaml
+    try:
+        roots = [raw_root(SimpleNamespace(raw=REPO_ROOT / read_yaml(CONFIG_ROOT / "default.yaml")["paths"]["raw"]))]
+    except UserError:   # $ABSA_DATA_ROOT names a missing folder
+        roots = []
+    for root in roots + [BESIDE_CHECKOUT]:
+        if (root / "MAMS-ATSA" / "train.xml").is_file():
+            return root
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +43,34 @@ def repo_root():
 
 @pytest.fixture(scope="session")
 def shared_data():
-    """The raw data folder (<root>/MAMS-ATSA/train.xml ...). Skips only if the folder is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"raw data folder {SHARED_DATA} is absent")
-    return SHARED_DATA
+    """The raw data root (<root>/MAMS-ATSA/train.xml ...; find_raw_data). Skips only if there is none."""
+    root = find_raw_data()
+    if root is None:
+        pytest.skip("no raw data: set ABSA_DATA_ROOT, or put it under data/raw or ../shared/data")
+    return root
+
+
+def run_main(*args, cwd=REPO_ROOT, env=None, extra_env=None, timeout=600):
+    """`python main.py ARGS` in a subprocess, in `cwd`, with `env` (default: this one's) plus `extra_env`."""
+    import os
+    import subprocess
+    full_env = dict(os.environ if env is None else env)
+    full_env.update(extra_env or {})
+    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def ok(result):
+    """The result of a run_main that must succeed (exit 0, no traceback)."""
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def json_lines(stdout):
+    """The JSON objects a run printed, one a line."""
+    import json
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def sentence_xml(text, terms=(), categories=()):
@@ -139,3 +184,94 @@ def tiny_capsnet(cfg):
                         DataInfo(task="atsa", embeddings=rng.normal(size=(30, 6)).astype(np.float32),
                                  sentiment=rng.normal(size=(3, 6))))
     return model, ABSADataset(tiny_data(), model.input_fields())
+
+
+# ---------------------------------------------------------------- models: tiny configs and the contract's setup
+
+DATASET_OF = {"atsa": "mams-atsa", "acsa": "mams-acsa"}
+# the size settings shrunk for tests, where a model's Config has them (everything else is its YAML's)
+TINY_SIZES = {"hidden_size": 6, "num_filters": 4, "num_heads": 2, "capsule_size": 8}
+
+
+def model_tasks():
+    """[(registered model name, task)] for every task each registered model supports."""
+    from src.models import MODELS
+    return [(name, task) for name, cls in sorted(MODELS.items()) for task in cls.tasks]
+
+
+def tiny_model_config(name, task, tiny_bert=None, **changes):
+    """The model's Config from configs/models/<name>.yaml (for the task) with TINY_SIZES, the tiny BERT
+    folder as backbone where it reads one, and `changes`."""
+    import dataclasses
+    cfg = compose_cfg(DATASET_OF[task], name).model
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    small = {key: value for key, value in TINY_SIZES.items() if key in fields}
+    if tiny_bert is not None and "backbone" in fields:
+        small["backbone"] = str(tiny_bert)
+    return dataclasses.replace(cfg, **{**small, **changes})
+
+
+CATEGORIES = ("food", "service", "staff", "price", "ambience", "menu", "place", "miscellaneous")
+SENTENCES = [
+    ("The decor is not special at all but their food is amazing.", "decor", "ambience", 1),
+    ("The decor is not special at all but their food is amazing.", "food", "food", 0),
+    ("Service was slow, the staff friendly.", "staff", "staff", 0),
+    ("Prices are fair for the menu they offer and the place is nice.", "menu", "menu", 2),
+]
+
+
+def sentence_instances(task):
+    """SENTENCES as Instances of the task (ATSA: the term; ACSA: the category)."""
+    from data_process.xml_reader import Instance
+    out = []
+    for k, (text, term, category, label) in enumerate(SENTENCES):
+        if task == "atsa":
+            start = text.index(term)
+            out.append(Instance(k, text, term, start, start + len(term), label))
+        else:
+            out.append(Instance(k, text, category, -1, -1, label))
+    return out
+
+
+def model_setup(name, task, tiny_bert, seed=0, **changes):
+    """(model in eval mode, a batch of all SENTENCES made by the Encoder for its declared fields, its
+    DataInfo, its Config): a tiny_model_config model (dropout 0 unless `changes` say) over 16-d vectors."""
+    import dataclasses
+    from collections import Counter
+
+    import numpy as np
+    import torch
+
+    from data_process.encode import Encoder, tokenise
+    from data_process.vocab import Vocab
+    from src.dataset import ABSADataset, make_loader
+    from src.models import DataInfo, build_model, get_model_class
+    cfg = tiny_model_config(name, task, tiny_bert)
+    if any(f.name == "dropout" for f in dataclasses.fields(cfg)):
+        cfg = dataclasses.replace(cfg, dropout=0.0)
+    cfg = dataclasses.replace(cfg, **changes)
+    items = sentence_instances(task)
+    vocab = Vocab.build(Counter(token for t in tokenise(items, task) for token in t.tokens))
+    rng = np.random.default_rng(seed)
+    embeddings = rng.normal(0, 0.5, size=(len(vocab), 16)).astype(np.float32)
+    embeddings[0] = 0.0
+    info = DataInfo(task=task, num_categories=len(CATEGORIES) if task == "acsa" else 0, embeddings=embeddings,
+                    sentiment=rng.normal(0, 1, size=(3, 16)).astype(np.float32))
+    torch.manual_seed(seed)
+    model = build_model(name, cfg, info).eval()
+    spec = get_model_class(name).inputs(cfg, task)
+    assert tuple(model.input_fields()) == tuple(spec.fields)
+    arrays = Encoder(vocab, task, CATEGORIES if task == "acsa" else None, True, spec.bert).encode(items)
+    dataset = ABSADataset(arrays, model.input_fields())
+    batch = next(iter(make_loader(dataset, len(items))))
+    return model, batch, info, cfg
+
+
+def packed_reference(lstm, inputs, lengths):
+    """nn.LSTM over the packed batch (lengths clamped to 1): the definition RNNEncoder must match
+    (states zero on padding, [forward final state ; backward final state])."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    packed = pack_padded_sequence(inputs, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+    outputs, (final, _) = lstm(packed)
+    states = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.size(1))[0]
+    return states, final.transpose(0, 1).reshape(inputs.size(0), -1)

@@ -7,33 +7,17 @@ use untrained models on a small batch (no training needed to check that weights 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT, compose_cfg
+from conftest import compose_cfg, json_lines, ok, run_main
 
 TINY = ["--set", "data.limit=40", "--set", "train.max_steps=2", "--set", "train.epochs=1",
         "--set", "train.log_every=1", "--device", "cpu"]
 SENTENCE = "The food was great but the service slow."
 OTHER = "The decor is not special at all but their food is amazing."
-
-
-def run_main(*args, cwd=REPO_ROOT, env=None):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
-def ok(result):
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    return result
-
-
-def json_lines(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def no_data_env():
@@ -55,6 +39,7 @@ def runs(shared_data, tmp_path_factory):
     return {"folders": folders, "processed": tmp / "processed", "paths": paths, "env": env}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["capsnet", "at-lstm"])
 def test_predict_from_a_lone_checkpoint_matches_the_api(runs, model, tmp_path):
     from train.inference.api import SentimentClassifier
@@ -88,6 +73,7 @@ def predict_error_line(checkpoint):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
     for key in ("encoder", "data_info"):
@@ -95,25 +81,21 @@ def test_old_format_checkpoint_fails_with_one_error_line(runs, tmp_path):
     state["format"] = 1
     torch.save(state, tmp_path / "old.pt")
     line = predict_error_line(tmp_path / "old.pt")
-    assert "format 1" in line and "re-train" in line
+    assert "checkpoint format 1, this version reads format 2" in line and "re-train" in line
 
 
-def test_a_checkpoint_from_before_a_training_setting_existed_still_predicts(runs, tmp_path):
-    """Training settings added later (here train.cuda_graph_limit and train.cuda_graphs) take their
-    defaults; a model setting the stored config lacks still fails with one line."""
+@pytest.mark.slow
+def test_a_checkpoint_whose_stored_config_lacks_a_setting_fails_with_one_line(runs, tmp_path):
     state = torch.load(runs["folders"]["capsnet"] / "checkpoint.pt", weights_only=True)
-    for key in ("cuda_graph_limit", "cuda_graphs"):
-        state["config"]["train"].pop(key)
-    torch.save(state, tmp_path / "older.pt")
-    result = ok(run_main("--mode", "predict", "--checkpoint", str(tmp_path / "older.pt"), "--text", SENTENCE,
-                         "--aspect", "food", env=no_data_env()))
-    assert json_lines(result.stdout)[0]["aspect"] == "food"
-    state["config"]["model"].pop("capsule_size")
-    torch.save(state, tmp_path / "other.pt")
-    line = predict_error_line(tmp_path / "other.pt")
-    assert "missing key model.capsule_size" in line and "re-train" in line
+    for section, key in (("train", "cuda_graph_limit"), ("model", "capsule_size")):
+        changed = {**state, "config": {**state["config"], section: dict(state["config"][section])}}
+        changed["config"][section].pop(key)
+        torch.save(changed, tmp_path / f"{key}.pt")
+        line = predict_error_line(tmp_path / f"{key}.pt")
+        assert f"missing key {section}.{key}" in line and "re-train" in line
 
 
+@pytest.mark.slow
 def test_test_mode_still_checks_against_the_processed_data(runs):
     result = ok(run_main("--mode", "test", "--model", "capsnet", "--dataset", "mams-atsa", "--set", "data.limit=40",
                          *runs["paths"], "--device", "cpu", env=runs["env"]))
@@ -121,6 +103,7 @@ def test_test_mode_still_checks_against_the_processed_data(runs):
     assert json_lines(result.stdout)[-1]["accuracy"] == metrics["test"]["accuracy"]
 
 
+@pytest.mark.slow
 def test_capsnet_explain_weights_and_png(runs, tmp_path):
     from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["capsnet"] / "checkpoint.pt", device="cpu")
@@ -154,6 +137,7 @@ def test_capsnet_explain_weights_and_png(runs, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_at_lstm_explain_attention_sums_to_one(runs):
     from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load(runs["folders"]["at-lstm"] / "checkpoint.pt", device="cpu")
@@ -163,6 +147,7 @@ def test_at_lstm_explain_attention_sums_to_one(runs):
     assert "capsule_lengths" not in clf.explain(SENTENCE, "food")
 
 
+@pytest.mark.slow
 def test_tensorboard_event_file_holds_validation_accuracy(runs):
     from train.tensorboard import event_files, read_scalars
     folder = runs["folders"]["capsnet"]
@@ -230,6 +215,7 @@ def test_models_with_nothing_to_show_say_so_in_one_line(model_name):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_capsnet_bert_explains_over_the_sentence_word_pieces():
     clf = tiny_classifier("capsnet-bert")
     record = clf.explain(SENTENCE, "service")
@@ -241,6 +227,7 @@ def test_capsnet_bert_explains_over_the_sentence_word_pieces():
     np.testing.assert_allclose(routing.sum(0), 1.0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     from train.checkpoint import save_checkpoint
     clf = tiny_classifier("capsnet-bert")

@@ -1,66 +1,27 @@
-"""The word-vector baselines of Table 3 (src/models/<name>.py) and their shared blocks
-(src/blocks.py): shapes and gradients, padding and batch invariance, their YAML configs, MemNet's
-location weights, which models read the aspect, and which are ATSA-only. Tiny sizes, CPU."""
-import copy
+"""The word-vector models of Table 3 (src/models/<name>.py) and the baselines' shared blocks
+(src/blocks.py): which models see the aspect, MemNet's location weights, AT-LSTM's attention,
+TextCNN's max-norm, AEN's label smoothing. Tiny sizes (conftest.tiny_model_config), CPU. The contract
+every model follows (shapes, gradients, padding and batch invariance) is tests/test_models.py."""
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
-from common.schema import build
+from conftest import model_tasks, tiny_model_config
 from data_process.fields import length_field
 from src.blocks import AspectVector, RNNEncoder, WindowConv, WordEmbedding, masked_max, sequence_mask
-from src.models.aen import AEN
-from src.models.aoa_lstm import AOALSTM
-from src.models.at_lstm import ATLSTM
-from src.models.atae_lstm import ATAELSTM
-from src.models.base import DataInfo
-from src.models.bilstm_attn import BiLSTMAttn
-from src.models.gcae import GCAE
-from src.models.ian import IAN
-from src.models.lstm import LSTM
+from src.models import DataInfo, build_model, get_model_class
 from src.models.memnet import MemNet
-from src.models.td_lstm import TDLSTM
-from src.models.textcnn import TextCNN
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 VOCAB, DIM, NUM_CATEGORIES = 40, 12, 4
-CE = {"name": "cross_entropy"}
-
-BASELINES = {
-    "textcnn": TextCNN, "lstm": LSTM, "td-lstm": TDLSTM, "at-lstm": ATLSTM, "atae-lstm": ATAELSTM,
-    "bilstm-attn": BiLSTMAttn, "ian": IAN, "aoa-lstm": AOALSTM, "aen": AEN, "memnet": MemNet, "gcae": GCAE,
-}
-# model sections with small sizes (dropout kept > 0 where there is one: eval mode switches it off)
-SMALL = {
-    "textcnn": {"filter_widths": [3, 4, 5], "num_filters": 4, "dropout": 0.5, "max_norm": 3.0,
-                "freeze_embeddings": False, "loss": CE},
-    "lstm": {"hidden_size": 6, "dropout": 0.5, "freeze_embeddings": False, "loss": CE},
-    "td-lstm": {"hidden_size": 6, "dropout": 0.5, "freeze_embeddings": False, "loss": CE},
-    "at-lstm": {"hidden_size": 6, "dropout": 0.5, "aspect_attention": "joint", "freeze_embeddings": False,
-                "loss": CE},
-    "atae-lstm": {"hidden_size": 6, "dropout": 0.5, "aspect_attention": "joint", "freeze_embeddings": False,
-                  "loss": CE},
-    "bilstm-attn": {"hidden_size": 6, "dropout": 0.5, "freeze_embeddings": False, "loss": CE},
-    "ian": {"hidden_size": 6, "dropout": 0.5, "freeze_embeddings": False, "loss": CE},
-    "aoa-lstm": {"hidden_size": 6, "dropout": 0.5, "freeze_embeddings": False, "loss": CE},
-    "aen": {"hidden_size": 8, "num_heads": 2, "dropout": 0.1, "freeze_embeddings": False,
-            "loss": {"name": "cross_entropy", "label_smoothing": 0.2}},
-    "memnet": {"hops": 3, "freeze_embeddings": False, "loss": CE},
-    "gcae": {"filter_widths": [3, 4, 5], "num_filters": 4, "aspect_filter_width": 3, "dropout": 0.2,
-             "freeze_embeddings": False, "loss": CE},
-}
-MODEL_TASKS = [(name, task) for name, cls in BASELINES.items() for task in cls.tasks]
-ATSA_ONLY = {"td-lstm", "ian", "aoa-lstm", "aen"}
-ASPECT_BLIND = {"textcnn", "lstm"}
-TRAIN_KEYS = {"epochs", "batch_size", "eval_batch_size", "lr", "weight_decay", "grad_clip", "warmup_ratio",
-              "max_steps", "select_metric", "eval_every_steps", "bucket_by_length", "bucket_chunk",
-              "num_threads", "amp_bf16", "log_every"}
+# the fields through which a model can see the aspect (ATSA: the term; ACSA: the category)
+ASPECT_FIELDS = {"aspect", "context", "left", "right", "sentence_aspect_mask", "sentence_distance", "category"}
+# the models over word vectors (the BERT ones need a backbone: tests/test_bert.py)
+WORD_VECTOR_MODEL_TASKS = [(name, task) for name, task in model_tasks()
+                           if not get_model_class(name).inputs(tiny_model_config(name, task), task).bert]
 
 # (sentence ids, term start, term end, category): sentences of 7, 3, 9, 5 and 2 words
 EXAMPLES = [
@@ -112,14 +73,15 @@ def data_info(task, seed=0):
     rng = np.random.default_rng(seed)
     embeddings = rng.normal(0, 0.5, size=(VOCAB, DIM)).astype(np.float32)
     embeddings[0] = 0.0  # PAD
-    return DataInfo(task=task, num_categories=NUM_CATEGORIES if task == "acsa" else 0, embeddings=embeddings)
+    return DataInfo(task=task, num_categories=NUM_CATEGORIES if task == "acsa" else 0, embeddings=embeddings,
+                    sentiment=rng.normal(0, 1, size=(3, DIM)).astype(np.float32))
 
 
 def make_model(name, task, seed=0, **changes):
-    cls = BASELINES[name]
-    cfg = build(cls.Config, {**SMALL[name], **changes})
+    """The registered model `name` from its tiny config (conftest.tiny_model_config) with `changes`."""
+    cfg = tiny_model_config(name, task, **changes)
     torch.manual_seed(seed)
-    return cls(cfg, data_info(task, seed))
+    return build_model(name, cfg, data_info(task, seed))
 
 
 def declared(model):
@@ -138,65 +100,7 @@ def sharpen(model, factor=4.0):
 
 # --- every model, every task it supports ----------------------------------------------------------
 
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_forward_gives_one_score_per_class_and_backward_finite_gradients(name, task):
-    model = make_model(name, task).train()
-    batch = make_batch(declared(model))          # exactly the declared fields: nothing else is read
-    scores = model(batch)
-    assert scores.shape == (5, 3)
-    loss = model.loss(scores, batch["label"])
-    loss.backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-    assert any(g.abs().sum() > 0 for g in grads)
-
-
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_scores_do_not_change_when_pad_columns_are_appended(name, task):
-    model = make_model(name, task).eval()
-    with torch.no_grad():
-        plain = model(make_batch(declared(model)))
-        wider = model(make_batch(declared(model), extra_pad=4))
-    assert torch.allclose(plain, wider, atol=1e-5)
-
-
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name, task):
-    model = make_model(name, task).eval()
-    with torch.no_grad():
-        for short, batch_indices in ((1, (0, 1, 2)), (4, (2, 0, 4))):   # a 3-word and a 2-word sentence
-            alone = model(make_batch(declared(model), indices=(short,)))[0]
-            among = model(make_batch(declared(model), indices=batch_indices))[batch_indices.index(short)]
-            assert torch.allclose(alone, among, atol=1e-5)
-
-
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_yaml_model_section_builds_the_config_for_each_task(name, task):
-    cls = BASELINES[name]
-    path = REPO_ROOT / "configs" / "models" / f"{name}.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    section = copy.deepcopy(raw["model"])
-    override = ((raw.get("by_task") or {}).get(task) or {})
-    section.update(override.get("model", {}))
-    cfg = build(cls.Config, section)
-    assert set(section) == {f.name for f in dataclasses.fields(cls.Config)}
-    assert set(raw.get("train", {})) <= TRAIN_KEYS
-    assert set(raw) <= {"model", "train", "by_task"}
-    spec = cls.inputs(cfg, task)
-    assert length_field(spec.fields[0]) is not None      # the first field is the main sequence
-    if task == "atsa":
-        assert "category" not in spec.fields
-    else:
-        assert not {"aspect", "left", "right", "sentence_aspect_mask", "sentence_distance"} & set(spec.fields)
-
-
-def test_models_without_acsa_are_exactly_the_atsa_only_ones():
-    assert {name for name, cls in BASELINES.items() if "acsa" not in cls.tasks} == ATSA_ONLY
-    for name, cls in BASELINES.items():
-        assert set(cls.tasks) == ({"atsa"} if name in ATSA_ONLY else {"atsa", "acsa"})
-
-
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
+@pytest.mark.parametrize("name,task", WORD_VECTOR_MODEL_TASKS)
 def test_aspect_aware_models_change_their_scores_with_the_aspect_and_blind_ones_do_not(name, task):
     model = sharpen(make_model(name, task)).eval()
     if task == "atsa":   # same sentence, the other term
@@ -208,7 +112,7 @@ def test_aspect_aware_models_change_their_scores_with_the_aspect_and_blind_ones_
     with torch.no_grad():
         a = model(make_batch(declared(model), indices=(0,), examples=one))
         b = model(make_batch(declared(model), indices=(0,), examples=other))
-    if name in ASPECT_BLIND:
+    if not ASPECT_FIELDS & set(declared(model)):
         assert torch.allclose(a, b, atol=1e-5)
     else:
         assert (a - b).abs().max() > 1e-3

@@ -6,34 +6,16 @@ per module and shared by the tests. Every output goes to tmp folders via --set p
 import json
 import math
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import json_lines, ok, run_main
 
 SENTENCE = "The decor is not special at all but their food is amazing."
 LABELS = {"positive", "negative", "neutral"}
+pytestmark = pytest.mark.slow   # real trainings through main.py
 TINY = ["--set", "data.limit=200", "--set", "train.max_steps=5", "--set", "train.epochs=1", "--device", "cpu"]
-
-
-def run_main(*args, env=None, extra_env=None, timeout=300):
-    full_env = dict(os.environ if env is None else env)
-    full_env.update(extra_env or {})
-    return subprocess.run([sys.executable, "main.py", *args], cwd=REPO_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def ok(result):
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def json_lines(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
 def assert_one_error_line(result, *fragments):

@@ -6,15 +6,13 @@ import dataclasses
 
 import pytest
 import torch
-from test_lstm import packed_reference
-from test_models import MODEL_TASKS, setup
 
-from conftest import compose_cfg, tiny_capsnet
+from conftest import compose_cfg, model_setup, model_tasks, packed_reference, tiny_capsnet
 from data_process.fields import length_field
 from src.blocks import RNNEncoder
 from src.dataset import make_eval_loader, make_loader
 from src.gru import bidirectional_gru
-from src.models import MODELS, get_model_class
+from src.models import MODELS
 from train.cuda_graphs import GraphedForward, GraphedSteps, can_use
 from train.trainer import make_optimizer, predict_scores, train_step, update
 
@@ -42,9 +40,8 @@ def test_graphs_are_used_only_on_cuda_for_safe_models_at_a_constant_rate_without
     assert not can_use(model, dataclasses.replace(tcfg, cuda_graphs=False), cuda_device)
     assert not can_use(model, dataclasses.replace(tcfg, warmup_ratio=0.1), cuda_device)
     assert not can_use(model, dataclasses.replace(tcfg, amp_bf16=True), cuda_device)
-    # the word-vector models declare themselves safe (their LSTMs are not packed on CUDA); BERT's are not checked
-    assert get_model_class("lstm").cuda_graph_safe and get_model_class("ian").cuda_graph_safe
-    assert not get_model_class("capsnet-bert").cuda_graph_safe and not get_model_class("bert").cuda_graph_safe
+    model.cuda_graph_safe = False                     # a model that does not declare itself safe
+    assert not can_use(model, tcfg, cuda_device)
 
 
 def test_rounded_batch_widths_cut_fewer_shapes_and_change_no_score():
@@ -115,6 +112,7 @@ def stand_in_runs(monkeypatch, limit):
     return (make()[2], *train_both_ways(make, torch.device("cpu"), StandInSteps, limit))
 
 
+@pytest.mark.slow
 def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_scheduler(monkeypatch):
     """The step logic of GraphedSteps on the CPU, with stand-in graphs: one eager warm-up step,
     then each new shape (a smaller last batch too) is recorded and replayed; the scheduler counts
@@ -128,6 +126,7 @@ def test_graphed_steps_warm_up_once_then_record_every_new_shape_and_step_the_sch
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_shapes_past_the_graph_limit_train_eagerly_and_the_run_is_unchanged(monkeypatch):
     batches, (eager_losses, eager_weights, _, _), (graph_losses, graph_weights, _, steps) = \
         stand_in_runs(monkeypatch, limit=1)
@@ -228,7 +227,7 @@ def test_graphed_validation_forwards_give_the_eager_scores_and_read_the_current_
                                predict_scores(model, loader, device)[0], rtol=1e-5, atol=1e-6)
 
 
-SAFE_MODEL_TASKS = [(name, task) for name, task in MODEL_TASKS if MODELS[name].cuda_graph_safe]
+SAFE_MODEL_TASKS = [(name, task) for name, task in model_tasks() if MODELS[name].cuda_graph_safe]
 
 
 @cuda
@@ -257,7 +256,7 @@ def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional)
 def model_batches(name, task):
     """(a model on the GPU, in train mode, no dropout; batches of two shapes: all four sentences, and
     the first three cut to their own longest length)."""
-    model, batch, _, cfg = setup(name, task, None)
+    model, batch, _, cfg = model_setup(name, task, None)
     device = torch.device("cuda")
     smaller = {}
     for key, value in batch.items():

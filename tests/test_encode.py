@@ -2,6 +2,7 @@
 mask and MemNet's distances, with the term at the start, in the middle, at the end, and multi-word."""
 import pytest
 
+from conftest import compose_cfg
 from data_process.encode import Encoder, tokenise
 from data_process.fields import length_field
 from data_process.vocab import ASPECT, Vocab
@@ -38,3 +39,26 @@ def test_left_right_mask_and_distance_follow_the_term(text, term, left, right, d
     assert [t for t, m in zip(tokens, mask) if m] == term.lower().split()
     context = [words[i] for i in row("context")]
     assert context.count(words[ASPECT]) == 1 and not set(term.lower().split()) & set(context)
+
+
+def test_a_field_declared_in_fields_py_is_encoded_with_its_lengths_and_token_strings(monkeypatch):
+    """A new word field is one WordField entry: the encoder, length_field, field_tokens and the
+    processed-data fingerprint follow from it."""
+    from data_process import fields, preprocess
+    from data_process.fields import WordField
+    text, term = "The wine list was long .", "wine list"
+    instance = Instance(0, text, term, text.index(term), text.index(term) + len(term), 0)
+    data = compose_cfg("mams-atsa").data
+    before = preprocess.fingerprint(data, {})
+    monkeypatch.setitem(fields.WORD_FIELDS, "after", WordField("atsa", "sequence", "the words after the term",
+                                                                lambda s, a, b, m: list(s[b:])))
+    monkeypatch.setitem(fields.WORD_FIELDS, "sentence_position", WordField(
+        "atsa", "aligned", "1-based position", lambda n, a, b: list(range(1, n + 1)), "int16"))
+    tokens, words, row = encode_one(text, term)
+    assert [words[i] for i in row("after")] == ["was", "long", "."]
+    assert row("sentence_position") == [1, 2, 3, 4, 5, 6] and length_field("sentence_position") == "sentence_len"
+    vocab = Vocab(["<pad>", "<unk>", "<aspect>"] + sorted(set(tokens)))
+    assert Encoder(vocab, "atsa", None, True).field_tokens(instance, "after") == ["was", "long", "."]
+    assert "after" not in Encoder(vocab, "acsa", ("food",), True).words(
+        [Instance(0, text, "food", -1, -1, 0)])            # an ATSA field: not in ACSA data
+    assert preprocess.fingerprint(data, {}) != before      # processed data made before it is rebuilt

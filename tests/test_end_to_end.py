@@ -4,13 +4,13 @@ import json
 
 import pytest
 
-from src.models import MODELS
+from conftest import DATASET_OF, model_tasks
 from train.config import compose
 from train.inference.api import SentimentClassifier
 from train.run import train_job
 
-DATASET_OF = {"atsa": "mams-atsa", "acsa": "mams-acsa"}
-CELLS = [(name, task) for name, cls in sorted(MODELS.items()) for task in cls.tasks]
+pytestmark = pytest.mark.slow   # a real training per model and task
+CELLS = model_tasks()
 LIMIT = 48
 
 

@@ -3,73 +3,20 @@ its own YAML config, reads exactly the fields it declares (made by the one Encod
 survives a checkpoint round trip with identical scores, and ignores padding. A model added to the
 registry is covered here without writing a test."""
 import dataclasses
-from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 
 from common.errors import UserError
-from data_process.encode import Encoder, tokenise
+from conftest import DATASET_OF, SENTENCES, model_setup, model_tasks
 from data_process.fields import length_field
-from data_process.vocab import Vocab
-from data_process.xml_reader import Instance
-from src.dataset import ABSADataset, make_loader
 from src.dropout import Dropout
-from src.models import MODELS, DataInfo, build_model
+from src.models import MODELS, build_model
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import CONFIG_ROOT, compose
 
-DATASET_OF = {"atsa": "mams-atsa", "acsa": "mams-acsa"}
-CATEGORIES = ("food", "service", "staff", "price", "ambience", "menu", "place", "miscellaneous")
-SENTENCES = [
-    ("The decor is not special at all but their food is amazing.", "decor", "ambience", 1),
-    ("The decor is not special at all but their food is amazing.", "food", "food", 0),
-    ("Service was slow, the staff friendly.", "staff", "staff", 0),
-    ("Prices are fair for the menu they offer and the place is nice.", "menu", "menu", 2),
-]
-MODEL_TASKS = [(name, task) for name, cls in sorted(MODELS.items()) for task in cls.tasks]
+MODEL_TASKS = model_tasks()
 
-
-def instances(task):
-    out = []
-    for k, (text, term, category, label) in enumerate(SENTENCES):
-        if task == "atsa":
-            start = text.index(term)
-            out.append(Instance(k, text, term, start, start + len(term), label))
-        else:
-            out.append(Instance(k, text, category, -1, -1, label))
-    return out
-
-
-def model_config(name, task, tiny_bert):
-    cfg = compose(name, DATASET_OF[task]).model
-    if hasattr(cfg, "backbone"):
-        cfg = dataclasses.replace(cfg, backbone=str(tiny_bert))
-    if hasattr(cfg, "dropout"):
-        cfg = dataclasses.replace(cfg, dropout=0.0)
-    return cfg
-
-
-def setup(name, task, tiny_bert, seed=0):
-    """(model in eval mode, a batch of all SENTENCES made by the Encoder for the declared fields)."""
-    cls = MODELS[name]
-    cfg = model_config(name, task, tiny_bert)
-    items = instances(task)
-    vocab = Vocab.build(Counter(token for t in tokenise(items, task) for token in t.tokens))
-    rng = np.random.default_rng(seed)
-    embeddings = rng.normal(0, 0.5, size=(len(vocab), 16)).astype(np.float32)
-    embeddings[0] = 0.0
-    info = DataInfo(task=task, num_categories=len(CATEGORIES) if task == "acsa" else 0, embeddings=embeddings,
-                    sentiment=rng.normal(0, 1, size=(3, 16)).astype(np.float32))
-    torch.manual_seed(seed)
-    model = build_model(name, cfg, info).eval()
-    spec = cls.inputs(cfg, task)
-    assert tuple(model.input_fields()) == tuple(spec.fields)
-    arrays = Encoder(vocab, task, CATEGORIES if task == "acsa" else None, True, spec.bert).encode(items)
-    dataset = ABSADataset(arrays, model.input_fields())
-    batch = next(iter(make_loader(dataset, len(items))))
-    return model, batch, info, cfg
 
 
 def test_every_registered_model_has_a_config_file():
@@ -79,7 +26,7 @@ def test_every_registered_model_has_a_config_file():
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
 def test_model_reads_only_declared_fields_and_scores_every_instance(name, task, tiny_bert):
-    model, batch, _, _ = setup(name, task, tiny_bert)
+    model, batch, _, _ = model_setup(name, task, tiny_bert)
     declared = set(model.input_fields())
     assert declared <= set(batch)
     with torch.no_grad():
@@ -91,12 +38,15 @@ def test_model_reads_only_declared_fields_and_scores_every_instance(name, task, 
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
 def test_model_trains_one_step_and_gives_the_same_scores_after_a_checkpoint_round_trip(name, task, tiny_bert, tmp_path):
-    model, batch, info, cfg = setup(name, task, tiny_bert)
+    model, batch, info, cfg = model_setup(name, task, tiny_bert)
     model.train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     loss = model.loss(model(batch).float(), batch["label"])
     assert torch.isfinite(loss)
     loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
     optimizer.step()
     model.eval()
     with torch.no_grad():
@@ -112,7 +62,7 @@ def test_model_trains_one_step_and_gives_the_same_scores_after_a_checkpoint_roun
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
 def test_model_scores_do_not_change_when_pad_columns_are_appended(name, task, tiny_bert):
-    model, batch, _, _ = setup(name, task, tiny_bert)
+    model, batch, _, _ = model_setup(name, task, tiny_bert)
     wider = {k: torch.cat([v, torch.zeros(v.size(0), 7, dtype=v.dtype)], dim=1) if v.dim() == 2 else v
              for k, v in batch.items()}
     with torch.no_grad():
@@ -121,7 +71,7 @@ def test_model_scores_do_not_change_when_pad_columns_are_appended(name, task, ti
 
 @pytest.mark.parametrize("name,task", MODEL_TASKS)
 def test_model_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name, task, tiny_bert):
-    model, batch, _, _ = setup(name, task, tiny_bert)
+    model, batch, _, _ = model_setup(name, task, tiny_bert)
     shortest = int(torch.argmin(batch[length_field(model.input_fields()[0])]))
     alone = {}
     for k, v in batch.items():
@@ -137,7 +87,7 @@ def test_model_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name,
 def test_model_dropout_outside_the_bert_backbone_is_src_dropout(name, task, tiny_bert):
     """Every model draws its CPU dropout masks one way (src/dropout.Dropout: nn.Dropout's numbers,
     faster); only the BERT backbone keeps transformers' own dropout modules."""
-    model, *_ = setup(name, task, tiny_bert)
+    model, *_ = model_setup(name, task, tiny_bert)
     plain = [module_name for module_name, module in model.named_modules()
              if isinstance(module, torch.nn.Dropout) and not isinstance(module, Dropout)
              and not module_name.startswith("bert.")]

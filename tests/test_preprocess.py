@@ -15,7 +15,7 @@ from common.errors import UserError
 from conftest import compose_cfg, sentence_xml, term, write_xml
 from data_process.preprocess import is_current, load_split, preprocess
 from data_process.raw_data import ENV_VAR
-from data_process.vocab import ASPECT, PAD, SPECIALS, UNK
+from data_process.vocab import ASPECT, PAD, UNK
 from src.dataset import ABSADataset, BucketBatchSampler, make_loader
 
 
@@ -31,6 +31,7 @@ def atsa(shared_data, tmp_path_factory):
         yield cfg, out, logs
 
 
+@pytest.mark.slow
 def test_preprocess_writes_every_output_under_the_given_processed_folder(atsa):
     cfg, out, _ = atsa
     assert out.name == "mams-atsa" and str(out.parent) == cfg.paths.processed
@@ -40,6 +41,7 @@ def test_preprocess_writes_every_output_under_the_given_processed_folder(atsa):
     assert not list(out.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_preprocess_class_counts_match_the_paper(atsa):
     _, out, _ = atsa
     summary = yaml.safe_load((out / "summary.yaml").read_text())
@@ -50,6 +52,7 @@ def test_preprocess_class_counts_match_the_paper(atsa):
     assert np.bincount(labels, minlength=3).tolist() == [3380, 2764, 5042]
 
 
+@pytest.mark.slow
 def test_preprocess_summary_has_fingerprint_and_vocab_details(atsa):
     _, out, _ = atsa
     summary = yaml.safe_load((out / "summary.yaml").read_text())
@@ -60,6 +63,7 @@ def test_preprocess_summary_has_fingerprint_and_vocab_details(atsa):
     assert summary["splits"]["train"]["unk_rate"] == 0.0  # min_freq 1: every train word is in the vocab
 
 
+@pytest.mark.slow
 def test_preprocess_second_call_does_no_work(atsa):
     cfg, out, _ = atsa
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
@@ -69,6 +73,7 @@ def test_preprocess_second_call_does_no_work(atsa):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_preprocess_is_stale_when_a_data_setting_changes(atsa):
     cfg, _, _ = atsa
     assert is_current(cfg.data, cfg.paths)
@@ -76,14 +81,15 @@ def test_preprocess_is_stale_when_a_data_setting_changes(atsa):
     assert not is_current(changed, cfg.paths)
 
 
+@pytest.mark.slow
 def test_vocab_starts_with_pad_unk_aspect(atsa):
     _, out, _ = atsa
     words = json.loads((out / "vocab.json").read_text())
-    assert tuple(words[:3]) == SPECIALS == ("<pad>", "<unk>", "<aspect>")
-    assert (PAD, UNK, ASPECT) == (0, 1, 2)
+    assert [words[i] for i in (PAD, UNK, ASPECT)] == ["<pad>", "<unk>", "<aspect>"] and words[0] == "<pad>"
     assert len(set(words)) == len(words)
 
 
+@pytest.mark.slow
 def test_embeddings_have_zero_pad_row_and_sentiment_matrix_three_rows(atsa):
     _, out, _ = atsa
     matrix = np.load(out / "embeddings.npy")
@@ -94,6 +100,7 @@ def test_embeddings_have_zero_pad_row_and_sentiment_matrix_three_rows(atsa):
     assert sentiment.shape == (3, 50) and np.isfinite(sentiment).all()
 
 
+@pytest.mark.slow
 def test_sentence_aspect_mask_marks_exactly_the_term_positions(atsa):
     _, out, _ = atsa
     arrays = load_split(out, "train")
@@ -108,6 +115,7 @@ def test_sentence_aspect_mask_marks_exactly_the_term_positions(atsa):
             arrays["aspect_text"][k].lower().replace(" ", "")
 
 
+@pytest.mark.slow
 def test_context_has_the_aspect_marker_in_place_of_the_term(atsa):
     _, out, _ = atsa
     arrays = load_split(out, "train")

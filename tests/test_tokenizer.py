@@ -2,6 +2,7 @@
 import random
 import xml.etree.ElementTree as ET
 
+import pytest
 from nltk.tokenize import NLTKWordTokenizer
 
 from data_process.tokenizer import _plain_words, rule_spans, stdlib_treebank, token_spans, tokenize
@@ -21,6 +22,7 @@ def test_stdlib_engine_matches_nltk_on_edge_cases():
     assert spans(stdlib_treebank(), EDGE_CASES) == spans(NLTKWordTokenizer(), EDGE_CASES)
 
 
+@pytest.mark.slow
 def test_stdlib_engine_matches_nltk_on_every_dataset_sentence_and_term_split(shared_data):
     texts = [t.text for path in sorted(shared_data.glob("*/*.xml")) for t in ET.parse(path).iter("text") if t.text]
     assert len(texts) > 10000
@@ -33,6 +35,7 @@ def test_stdlib_engine_matches_nltk_on_every_dataset_sentence_and_term_split(sha
     assert spans(stdlib_treebank(), sample) == spans(NLTKWordTokenizer(), sample)
 
 
+@pytest.mark.slow
 def test_plain_word_shortcut_gives_the_rules_spans_on_random_strings():
     rng = random.Random(0)
     atoms = ["a", "B", "7", " ", "  ", ",", ", ", ".", "...", "'", "cannot", "gonna", "Wanna", "gimme", "can",
@@ -50,6 +53,7 @@ def rule_tokens(text, lowercase=True):
     return [w.lower() for w in words] if lowercase else words
 
 
+@pytest.mark.slow
 def test_plain_word_shortcut_gives_the_rules_spans_on_every_dataset_piece(shared_data):
     pieces = []
     for path in sorted(shared_data.glob("*/*.xml")):

@@ -1,5 +1,6 @@
 """The training loop's model selection and step-level validation (train/trainer.py)."""
 import numpy as np
+import pytest
 import torch
 
 from conftest import compose_cfg, tiny_capsnet
@@ -16,6 +17,7 @@ def test_selection_prefers_higher_accuracy_lower_loss_and_breaks_ties_on_macro_f
     assert not is_better(dict(a), a, "accuracy")  # an equal result keeps the earlier checkpoint
 
 
+@pytest.mark.slow
 def test_eval_every_steps_validates_inside_epochs_and_reports_the_best_step():
     cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.eval_every_steps=2",
                                               "train.bucket_by_length=false", "model.capsule_size=8",
@@ -44,6 +46,7 @@ def test_length_sorted_evaluation_batches_give_scores_and_labels_in_dataset_orde
     torch.testing.assert_close(sorted_scores, file_scores, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_train_loss_points_average_every_step_since_the_previous_point_across_epochs():
     cfg = compose_cfg("mams-atsa", overrides=["train.epochs=2", "train.batch_size=8", "train.log_every=4",
                                               "train.bucket_by_length=false", "model.capsule_size=8"])

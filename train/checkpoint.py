@@ -1,10 +1,8 @@
-"""One checkpoint format for every model: weights + resolved config + data fingerprints + what it
-takes to encode new text and rebuild the model (format 2: `encoder`, the Encoder's state, and
+"""One checkpoint format for every model (FORMAT): weights + resolved config + data fingerprints +
+what it takes to encode new text and rebuild the model (`encoder`, the Encoder's state, and
 `data_info`, the DataInfo's shapes; see train.data.PreparedData.inference_state), so that predict
-and explain need nothing but the checkpoint file (and, for BERT models, the backbone).
-
-Format 1 (before the encoder was stored) is refused with one line: re-train, or re-export it with
-`python -m train.inference.export OLD.pt` while its processed data is still there."""
+and explain need nothing but the checkpoint file (and, for BERT models, the backbone). A checkpoint
+of another format is refused with one line."""
 from pathlib import Path
 
 import torch
@@ -12,7 +10,7 @@ import torch
 from common.errors import UserError
 from common.io import atomic_path
 
-FORMAT = 2
+FORMAT = 2   # the checkpoint format this version writes and reads
 
 
 def save_checkpoint(path, model, cfg, fingerprints, inference=None, extra=None):
@@ -25,7 +23,7 @@ def save_checkpoint(path, model, cfg, fingerprints, inference=None, extra=None):
 
 
 def read_payload(path):
-    """The stored mapping of a checkpoint file of any format."""
+    """The stored mapping of a checkpoint file (any format: load_checkpoint checks it)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found (train one with --mode train, or name one with --checkpoint)")
@@ -40,11 +38,9 @@ def load_checkpoint(path):
     payload = read_payload(path)
     if not isinstance(payload, dict) or "format" not in payload or "model_state" not in payload:
         raise UserError(f"{path}: not a checkpoint of this project (format {FORMAT})")
-    if payload["format"] == 1:
-        raise UserError(f"{path}: checkpoint format 1 (an older version) does not hold its vocabulary and "
-                        f"encoder settings; re-train, or re-export it with: python -m train.inference.export {path}")
     if payload["format"] != FORMAT:
-        raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}")
+        raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}; "
+                        f"re-train it with this version")
     return payload
 
 

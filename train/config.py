@@ -168,17 +168,6 @@ def compose(model, dataset, experiment=None, overrides=()):
     return from_tree(tree, model, origins)
 
 
-def with_later_train_settings(stored):
-    """A stored config (plain data: a checkpoint's, a run's metrics.json) with the training settings
-    added to this project after it was written (the `train:` keys it lacks) at today's defaults. A
-    new training setting defaults to the behaviour from before it existed, so this changes nothing
-    about the stored run; model and data settings are left as they are (and checked strictly)."""
-    stored = dict(stored)
-    if isinstance(stored.get("train"), dict):
-        stored["train"] = {**read_yaml(CONFIG_ROOT / "default.yaml")["train"], **stored["train"]}
-    return stored
-
-
 def from_tree(tree, model, origins=None):
     """A RunConfig from a plain mapping (composed, or read back from a checkpoint)."""
     model_class = get_model_class(model)

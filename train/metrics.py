@@ -1,8 +1,8 @@
 """One metrics function for every model: accuracy, macro-F1, per-class P/R/F1, confusion matrix.
 
 Everything comes from the confusion matrix, in NumPy (scikit-learn's functions give the same
-numbers, tests/test_metrics.py checks it, but importing sklearn.metrics took 0.9 s of every run's
-start and each validation 4 ms)."""
+numbers, tests/test_metrics.py checks it, but importing sklearn.metrics slows every run's start and
+each validation)."""
 import numpy as np
 
 from common.labels import LABELS

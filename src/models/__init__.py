@@ -1,43 +1,26 @@
-"""Model registry: name -> class. Adding a model is one file plus one line here (and its YAML in
-configs/models/). The contract every class follows is in base.py."""
+"""Model registry: name -> class. Adding a model is one file (an ABSAModel subclass with
+`@register("name")`, base.py) plus its import line here, and its YAML in configs/models/."""
 from common.errors import UserError
 
-from .aen import AEN
-from .aoa_lstm import AOALSTM
-from .at_lstm import ATLSTM
-from .atae_lstm import ATAELSTM
-from .base import ABSAModel, DataInfo
-from .bert import BertPair
-from .bilstm_attn import BiLSTMAttn
-from .capsnet import CapsNet
-from .capsnet_bert import CapsNetBert
-from .gcae import GCAE
-from .ian import IAN
-from .lstm import LSTM
-from .memnet import MemNet
-from .td_lstm import TDLSTM
-from .textcnn import TextCNN
+from . import (  # noqa: F401 (they register)
+    aen,
+    aoa_lstm,
+    at_lstm,
+    atae_lstm,
+    bert,
+    bilstm_attn,
+    capsnet,
+    capsnet_bert,
+    gcae,
+    ian,
+    lstm,
+    memnet,
+    td_lstm,
+    textcnn,
+)
+from .base import MODELS, ABSAModel, DataInfo, register
 
-MODELS = {
-    "textcnn": TextCNN,
-    "lstm": LSTM,
-    "td-lstm": TDLSTM,
-    "at-lstm": ATLSTM,
-    "atae-lstm": ATAELSTM,
-    "bilstm-attn": BiLSTMAttn,
-    "ian": IAN,
-    "aoa-lstm": AOALSTM,
-    "aen": AEN,
-    "memnet": MemNet,
-    "gcae": GCAE,
-    "capsnet": CapsNet,
-    "capsnet-dr": CapsNet,            # configs/models/capsnet-dr.yaml: routing: dynamic
-    "capsnet-bert": CapsNetBert,
-    "capsnet-bert-dr": CapsNetBert,   # configs/models/capsnet-bert-dr.yaml: routing: dynamic
-    "bert": BertPair,
-}
-
-__all__ = ["ABSAModel", "DataInfo", "MODELS", "build_model", "get_model_class"]
+__all__ = ["ABSAModel", "DataInfo", "MODELS", "build_model", "get_model_class", "register"]
 
 
 def get_model_class(name):

@@ -42,7 +42,7 @@ from ..dropout import Dropout
 from ..explain import Traceable, Weights
 from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
 class MLPMultiHeadAttention(Traceable, nn.Module):
@@ -84,6 +84,7 @@ class PointwiseConvTransform(nn.Module):
         return self.dropout(self.conv2(torch.relu(self.conv1(h))))
 
 
+@register("aen")
 class AEN(ABSAModel):
     tasks = ("atsa",)
     cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step

@@ -25,9 +25,10 @@ from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, sequence_mask
 from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean, masked_softmax
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("aoa-lstm")
 class AOALSTM(ABSAModel):
     tasks = ("atsa",)
     cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)

@@ -42,9 +42,10 @@ from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_m
 from ..dropout import Dropout
 from ..explain import Weights
 from ..losses import LossConfig
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("at-lstm")
 class ATLSTM(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)

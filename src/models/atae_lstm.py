@@ -10,8 +10,10 @@ inputs, the model is aspect-aware even with `aspect_attention: paper`.
 import torch
 
 from .at_lstm import ATLSTM
+from .base import register
 
 
+@register("atae-lstm")
 class ATAELSTM(ATLSTM):
     tasks = ("atsa", "acsa")
 

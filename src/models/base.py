@@ -1,6 +1,7 @@
-"""The model contract every registered model follows.
+"""The model contract every registered model follows, and the registry.
 
-A model file defines one `ABSAModel` subclass with
+A model file defines one `ABSAModel` subclass, registered under its config names with
+`@register("name", ...)` (one name per configs/models/<name>.yaml that builds it), with
   - `tasks`: the tasks it supports, a subset of ("atsa", "acsa");
   - `Config`: a frozen dataclass of its hyper-parameters (the `model:` section of its YAML in
     configs/models/; values live in the YAML, not in code; checks via common.schema.spec);
@@ -27,6 +28,18 @@ from data_process.fields import InputSpec
 
 from ..explain import Traceable
 from ..losses import make_loss
+
+MODELS = {}   # config name -> model class, filled by @register as the model modules are imported
+
+
+def register(*names):
+    """Class decorator: `build_model(name, ...)` builds this class for each of `names`."""
+    def add(cls):
+        for name in names:
+            if MODELS.setdefault(name, cls) is not cls:
+                raise ValueError(f"model name {name!r} is registered twice ({MODELS[name].__name__}, {cls.__name__})")
+        return cls
+    return add
 
 
 @dataclass

@@ -9,9 +9,10 @@ from common.schema import spec
 from ..backbone import bert_inputs, encode_pairs, load_backbone
 from ..dropout import Dropout
 from ..losses import LossConfig
-from .base import ABSAModel
+from .base import ABSAModel, register
 
 
+@register("bert")
 class BertPair(ABSAModel):
     tasks = ("atsa", "acsa")
 

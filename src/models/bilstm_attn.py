@@ -20,9 +20,10 @@ from data_process.fields import InputSpec
 from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
 from ..dropout import Dropout
 from ..explain import Weights
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("bilstm-attn")
 class BiLSTMAttn(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)

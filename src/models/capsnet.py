@@ -19,9 +19,10 @@ from ..dropout import Dropout
 from ..gru import bidirectional_gru
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
-from .base import ABSAModel
+from .base import ABSAModel, register
 
 
+@register("capsnet", "capsnet-dr")
 class CapsNet(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # its BiGRU on CUDA needs no lengths on the host (src/gru.py)

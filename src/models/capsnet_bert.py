@@ -15,9 +15,10 @@ from ..backbone import bert_inputs, encode_pairs, load_backbone
 from ..dropout import Dropout
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
-from .base import ABSAModel
+from .base import ABSAModel, register
 
 
+@register("capsnet-bert", "capsnet-bert-dr")
 class CapsNetBert(ABSAModel):
     tasks = ("atsa", "acsa")
 

@@ -26,9 +26,10 @@ from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequenc
 from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("ian")
 class IAN(ABSAModel):
     tasks = ("atsa",)
     cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)

@@ -15,9 +15,10 @@ from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
 from ..dropout import Dropout
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("lstm")
 class LSTM(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)

@@ -29,9 +29,10 @@ from data_process.fields import InputSpec
 from ..blocks import AspectVector, WordEmbedding, attend, sequence_mask
 from ..explain import Weights
 from ..losses import LossConfig
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("memnet")
 class MemNet(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step

@@ -28,9 +28,10 @@ from data_process.fields import InputSpec
 from ..blocks import WindowConv, WordEmbedding, masked_max, sequence_mask
 from ..dropout import Dropout
 from ..losses import LossConfig
-from .base import ABSAModel, DataInfo
+from .base import ABSAModel, DataInfo, register
 
 
+@register("textcnn")
 class TextCNN(ABSAModel):
     tasks = ("atsa", "acsa")
     cuda_graph_safe = True   # no host synchronisation or data-dependent shape in a step

@@ -13,27 +13,15 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from common.io import atomic_path, write_text
 
-from ..config import CONFIG_ROOT
-from .grid import REPO_ROOT, finished_metrics
+from .grid import PAPER_FILE, REPO_ROOT, finished_metrics, load_paper
 
-PAPER_FILE = CONFIG_ROOT / "paper_table3.yaml"
 MISSING = "—"
 NOT_APPLICABLE = "-"
 MARK = "†"     # best in its column but not significantly better than the runner-up (claims.py)
 STRICT_NOTE = ("strict accuracy: the share of test sentences whose aspects are all classified right "
                "(sentence level); the paper reports no such number")
-
-
-def load_paper(path=PAPER_FILE):
-    """({dataset: column title}, {model: (row name, {dataset: accuracy or None})})."""
-    tree = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    columns = dict(tree["columns"])
-    models = {name: (row[0], dict(zip(columns, row[1:]))) for name, row in tree["models"].items()}
-    return columns, models
 
 
 @dataclass

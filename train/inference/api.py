@@ -6,7 +6,7 @@
     # -> [{"text": ..., "aspect": "food", "label": "positive", "scores": {...}}, {... "service" ...}]
     clf.explain("The food was great but the service slow.", "service")   # per-word weights
 
-Everything needed to encode new text is inside the checkpoint (format 2): the vocabulary, task,
+Everything needed to encode new text is inside the checkpoint (train/checkpoint.py): the vocabulary, task,
 categories, lowercase setting and BERT backbone setting; no raw or processed data is read. BERT
 models also need their backbone (model.backbone: the packaged MiniLM, "mpnet" or a local encoder folder),
 which must hold the tokenizer they were trained with.
@@ -22,22 +22,18 @@ from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
 from src.dataset import ABSADataset, make_eval_loader, make_loader
-from src.models import DataInfo, build_model
+from src.models import MODELS, DataInfo, build_model
 
 from ..checkpoint import load_checkpoint
-from ..config import from_tree, with_later_train_settings
+from ..config import from_tree
 from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
 
-CAPSULE_MODELS = "capsnet, capsnet-dr, capsnet-bert, capsnet-bert-dr"
-ATTENTION_MODELS = "at-lstm, atae-lstm, bilstm-attn, ian, aoa-lstm, memnet, aen"
-
 
 def stored_config(checkpoint, state):
-    """The RunConfig a checkpoint was trained with. Training settings added to this project after
-    it was trained (keys of `train:` it lacks) take their defaults: they do not change the model."""
-    stored = with_later_train_settings(state["config"])
+    """The RunConfig a checkpoint was trained with."""
+    stored = dict(state["config"])
     stored.pop("seed", None)
     try:
         return from_tree(stored, stored.get("model_name", ""))
@@ -76,7 +72,7 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, checkpoint, device="cpu"):
-        """From a checkpoint.pt (format 2); device "cpu", "cuda", "auto" or a torch.device."""
+        """From a checkpoint.pt; device "cpu", "cuda", "auto" or a torch.device."""
         checkpoint = Path(checkpoint)
         device = device if isinstance(device, torch.device) else pick_device(device)
         state = load_checkpoint(checkpoint)
@@ -133,8 +129,9 @@ class SentimentClassifier:
 
     def check_explains(self):
         if not self.model.explains():
+            explainable = ", ".join(name for name, cls in sorted(MODELS.items()) if cls.explains())
             raise UserError(f"model {self.cfg.model_name} has no attention or routing weights to show; explain "
-                            f"works for capsule models ({CAPSULE_MODELS}) and attention models ({ATTENTION_MODELS})")
+                            f"works for the models that have them ({explainable})")
 
     def explain_batch(self, items):
         """The model-level view for analysis: (instances, the padded batch on the device, scores (B, C),
