@@ -89,10 +89,10 @@ def main(argv=None):
         from train.inference.explain import explain_job
         from train.inference.requests import read_requests
         from train.run import print_json
-        from train.run_folder import run_dir
+        from train.run_folder import finished_checkpoint, run_dir
         requests = read_requests(args.text, args.aspect, args.input)
-        checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        clf = load_classifier(checkpoint, args.device, args.dataset)
+        checkpoint = Path(args.checkpoint) if args.checkpoint else finished_checkpoint(run_dir(cfg, args.seed))
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:

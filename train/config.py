@@ -10,6 +10,8 @@ of typed sections; each function receives the section it reads.
 """
 import copy
 import dataclasses
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from common.errors import UserError
+from common.io import read_text
 from common.schema import build, spec, to_dict
 from data_process.config import DataConfig, PathsConfig
 from data_process.user_dataset import inspect_folder
@@ -71,10 +74,9 @@ class RunConfig:
 
 def read_yaml(path):
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+    text = read_text(path, "config file")   # UTF-8 with or without BOM, UTF-16 with BOM
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        value = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(value, dict):
@@ -223,9 +225,19 @@ def user_dataset_tree(folder, overrides):
         if key == "data.task":
             task = value
     found = inspect_folder(folder, task)
-    return {"data": {"name": f"user-{found.folder.resolve().name}", "folder": str(found.folder.resolve()),
+    return {"data": {"name": dataset_identity(found.folder), "folder": str(found.folder.resolve()),
                      "task": found.task, "splits": list(found.files), "categories": found.categories,
                      "file_format": found.format}}
+
+
+def dataset_identity(folder):
+    """The dataset name of a user's folder: user-<folder name>-<8 hex digits of its resolved path>,
+    so that two folders with the same base name never share run folders or processed data, and
+    every mode given the same folder (by any relative or absolute spelling) finds the same runs."""
+    resolved = Path(folder).resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:8]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.name).strip("-.") or "data"
+    return f"user-{readable}-{digest}"
 
 
 def parse_override(item):

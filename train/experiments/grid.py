@@ -2,11 +2,13 @@
 pool of `python main.py --mode train` processes that trains the rest.
 
 The run folders are the store. A run (model x dataset x seed) is finished when its
-runs/<dataset>/<run name>/seed<N>/metrics.json exists and the config stored in it equals the config
-the grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
+runs/<dataset>/<run name>/seed<N>/ holds a finished run (checkpoint, predictions and a readable
+metrics.json: train/run_folder.py) and the config stored in its metrics.json equals the config the
+grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
 although a different thread count can change a CPU run's numbers slightly).
-metrics.json is written last and atomically, so a run killed midway has none and is trained again;
-a run whose config changed is trained again too; a finished run is never recomputed.
+A training replaces its run folder only when it completes, so a run killed midway leaves the
+previous state (no folder, or the earlier run) and is trained again; a run whose config changed is
+trained again too; a damaged run folder is trained again; a finished run is never recomputed.
 """
 import json
 import os
@@ -25,7 +27,7 @@ from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
 from ..config import CONFIG_ROOT, available, compose, read_yaml, with_later_train_settings
-from ..run_folder import run_dir
+from ..run_folder import read_metrics, run_dir, unfinished_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN = REPO_ROOT / "main.py"
@@ -139,17 +141,17 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
     return Plan(models, datasets, seeds, cells, not_applicable, model_notes + dataset_notes)
 
 
-def load_metrics(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def load_metrics(folder):
+    """The metrics.json of a finished run folder, else None (no folder, or a damaged one)."""
+    if unfinished_reason(folder) is not None:
         return None
+    return read_metrics(Path(folder) / "metrics.json")
 
 
 def run_state(cell):
-    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (folder but no
-    metrics.json: killed midway or failed) or 'new'."""
-    metrics = load_metrics(cell.folder / "metrics.json")
+    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (a folder that is
+    not a finished run: damaged, or left by an older version) or 'new'."""
+    metrics = load_metrics(cell.folder)
     if metrics is None:
         return "incomplete" if cell.folder.exists() else "new"
     return "finished" if ran_as_planned(metrics, cell) else "changed"
@@ -157,7 +159,7 @@ def run_state(cell):
 
 def finished_metrics(cell):
     """The cell's metrics.json when it is a finished run of this grid, else None."""
-    metrics = load_metrics(cell.folder / "metrics.json")
+    metrics = load_metrics(cell.folder)
     if metrics is not None and ran_as_planned(metrics, cell):
         return metrics
     return None
@@ -289,7 +291,7 @@ def run_pool(cells, jobs, launcher, progress, poll=0.2, outcomes=None):
 
     The first run of each preprocessing key runs alone (of its key), so that parallel runs never
     preprocess the same data twice at once. On KeyboardInterrupt (or any exception) the running
-    runs are stopped before it propagates: their folders keep no metrics.json, so a rerun trains
+    runs are stopped before it propagates: their run folders stay as they were, so a rerun trains
     them again."""
     pending, running, prepared = list(cells), {}, set()
     outcomes = [] if outcomes is None else outcomes

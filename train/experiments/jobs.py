@@ -16,8 +16,9 @@ def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides,
         print("\n".join(plan.notes))
     _, cells = render_table(plan, results)
     shown = sum(1 for c in cells if c.status == "ok")
-    stale = sum(c.stale for c in cells)
+    stale, damaged = sum(c.stale for c in cells), sum(c.damaged for c in cells)
     print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
           + (f" ({stale} run(s) with another config left out)" if stale else "")
+          + (f" ({damaged} damaged run folder(s) left out)" if damaged else "")
           + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
     return 1 if any(not o.ok for o in outcomes) else 0
