@@ -98,16 +98,30 @@ def read_json_object(path, what="JSON file"):
 
 
 def check_writable_dir(path, what):
-    """Raise a UserError unless `path` is (or can be made) a folder this process can write into;
-    nothing is created. `what` names the option, e.g. '--results' or 'paths.runs'."""
+    """Raise a UserError unless `path` is (or can be made) a folder this process can write into.
+    It is tried for real (folders made, a file written, all of it removed again): permission bits
+    do not tell, e.g. for root or on a read-only or virtual file system."""
     path = Path(path)
+    missing = []
     probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
+    while not probe.exists() and probe.parent != probe:
+        missing.append(probe)
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
+    if not probe.is_dir():
         where = "" if probe == path else f" ({probe} is a file)"
         raise UserError(f"{what} {path}: not a folder{where}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: not writable ({probe} does not allow writing)")
+    made = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UserError(f"{what} {path}: not writable ({err.strerror})") from None
+    finally:
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass

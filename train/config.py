@@ -22,7 +22,7 @@ from common.errors import UserError
 from common.io import read_text
 from common.schema import build, spec, to_dict
 from data_process.config import DataConfig, PathsConfig
-from data_process.user_dataset import inspect_folder
+from data_process.user_dataset import check_trainable, inspect_folder
 from src.models import get_model_class
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
@@ -30,25 +30,26 @@ CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = spec(min=1)
-    batch_size: int = spec(min=1)
-    eval_batch_size: int = spec(min=1)
+    # counts have upper bounds that no experiment reaches and a typo (a few extra digits) exceeds
+    epochs: int = spec(min=1, max=10_000)
+    batch_size: int = spec(min=1, max=65_536)
+    eval_batch_size: int = spec(min=1, max=65_536)
     lr: float = spec(above=0.0)
     weight_decay: float = spec(min=0.0)
     grad_clip: Optional[float] = spec(above=0.0)
     warmup_ratio: float = spec(min=0.0, max=1.0)
-    max_steps: Optional[int] = spec(min=1)
+    max_steps: Optional[int] = spec(min=1, max=10**9)
     select_metric: str = spec(choices=("accuracy", "macro_f1", "loss"))
-    eval_every_steps: Optional[int] = spec(min=1)
+    eval_every_steps: Optional[int] = spec(min=1, max=10**9)
     bucket_by_length: bool
-    bucket_chunk: int = spec(min=1)
-    num_threads: Optional[int] = spec(min=1)
+    bucket_chunk: int = spec(min=1, max=100_000)
+    num_threads: Optional[int] = spec(min=1, max=1024)
     amp_bf16: bool
     cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
-    graph_width_multiple: int = spec(min=1)   # under CUDA graphs, batch widths round up to a multiple
-    cuda_graph_limit: int = spec(min=1)       # at most this many graphs (batch shapes) each for training
+    graph_width_multiple: int = spec(min=1, max=4096) # under CUDA graphs, batch widths round up to a multiple
+    cuda_graph_limit: int = spec(min=1, max=10_000) # at most this many graphs (batch shapes) each for training
                                               # and validation; steps of further shapes run eagerly
-    log_every: int = spec(min=1)
+    log_every: int = spec(min=1, max=10**9)
     tensorboard: bool                 # also write TensorBoard event files into the run folder
 
 
@@ -224,7 +225,7 @@ def user_dataset_tree(folder, overrides):
         key, value = parse_override(item)
         if key == "data.task":
             task = value
-    found = inspect_folder(folder, task)
+    found = check_trainable(inspect_folder(folder, task))
     return {"data": {"name": dataset_identity(found.folder), "folder": str(found.folder.resolve()),
                      "task": found.task, "splits": list(found.files), "categories": found.categories,
                      "file_format": found.format}}

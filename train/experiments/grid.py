@@ -35,8 +35,9 @@ MAIN = REPO_ROOT / "main.py"
 # Table 3 of the paper: its rows and its columns, in its order.
 PAPER_MODELS = ("textcnn", "lstm", "td-lstm", "at-lstm", "atae-lstm", "bilstm-attn", "ian", "aoa-lstm", "aen",
                 "memnet", "gcae", "capsnet", "bert", "capsnet-bert", "capsnet-dr", "capsnet-bert-dr")
-# Config keys that do not change a run's result, left out when a stored config is compared.
-IGNORED_KEYS = (("paths",), ("train", "num_threads"))
+# Config keys that do not change a run's result, left out when a stored config is compared
+# (data.max_words limits only predict / explain).
+IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("data", "max_words"))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """The experiment modes of main.py: `--mode reproduce` and `--mode table`."""
 from pathlib import Path
 
+from common.io import check_writable_dir
+
 from .grid import make_plan, reproduce, split_names
 from .table import render_table
 
@@ -8,7 +10,11 @@ from .table import render_table
 def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
     """--mode reproduce (train what is not finished, then render the table) or --mode table (render
     only). Returns the exit status: 1 when a run failed, else 0."""
+    check_writable_dir(results, "--results")   # before any training: the table is written at the end
     plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
+    if mode == "reproduce":
+        for runs in sorted({str(cell.cfg.paths.runs) for cell in plan.cells}):
+            check_writable_dir(runs, "paths.runs")
     outcomes = []
     if mode == "reproduce":
         outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
