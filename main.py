@@ -13,9 +13,7 @@ import argparse
 from common.errors import UserError, run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "report", "stats", "reproduce", "table")
-# The ranges of the numeric options: a seed is a 32-bit number (numpy's limit); --seeds and --jobs
-# are capped where a typo (an extra digit or two) would start a grid no machine finishes.
-RANGES = {"seed": (0, 2**32 - 1), "seeds": (1, 100), "jobs": (1, 256)}
+SEED_RANGE = (0, 2**32 - 1)   # a seed is a 32-bit number (numpy's limit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
 
 def check_args(args):
     """Every option in its range before any work (UserError naming the option)."""
-    for name, (low, high) in RANGES.items():
+    from train.experiments.grid import MAX_JOBS, MAX_SEEDS
+    for name, (low, high) in {"seed": SEED_RANGE, "seeds": (1, MAX_SEEDS), "jobs": (1, MAX_JOBS)}.items():
         value = getattr(args, name)
         if not low <= value <= high:
             raise UserError(f"--{name} {value}: out of range (takes {low}..{high})")

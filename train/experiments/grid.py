@@ -35,6 +35,9 @@ MAIN = REPO_ROOT / "main.py"
 # Table 3 of the paper: its rows and its columns, in its order.
 PAPER_MODELS = ("textcnn", "lstm", "td-lstm", "at-lstm", "atae-lstm", "bilstm-attn", "ian", "aoa-lstm", "aen",
                 "memnet", "gcae", "capsnet", "bert", "capsnet-bert", "capsnet-dr", "capsnet-bert-dr")
+# The most seeds per cell and runs at once: more is a typo (an extra digit or two), not a grid any
+# machine finishes (the plan of every run is built in memory).
+MAX_SEEDS, MAX_JOBS = 100, 256
 # Config keys that do not change a run's result, left out when a stored config is compared
 # (data.max_words limits only predict / explain).
 IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("data", "max_words"))
@@ -126,8 +129,8 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
     """The grid model x dataset x seed (seeds 0..seeds-1); None = the paper's Table 3 rows / columns.
     Explicitly named unknown models or datasets are a UserError; unknown ones of the default grid are
     left out with a note. Runs are ordered seed first, so every cell gets its first seed early."""
-    if seeds < 1:
-        raise UserError(f"--seeds {seeds}: needs at least 1")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: out of range (takes 1..{MAX_SEEDS})")
     models, model_notes = _names(models, PAPER_MODELS, model_known, "model")
     datasets, dataset_notes = _names(datasets, PAPER_DATASETS, dataset_known, "dataset")
     pairs, not_applicable = [], set()
@@ -418,8 +421,8 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
               out=print, command_for=None):
     """Train the runs of `plan` that are not finished; returns the Outcomes of this invocation.
     `command_for(cell)` replaces the training command (tests)."""
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: needs at least 1")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UserError(f"--jobs {jobs}: out of range (takes 1..{MAX_JOBS})")
     for note in plan.notes:
         out(note)
     states = {cell: run_state(cell) for cell in plan.cells}
