@@ -28,7 +28,8 @@ from conftest import REPO_ROOT
 from data_process.lexicon import lexicon_words
 from train import run as run_module
 from train.config import compose
-from train.experiments.grid import Cell, run_state
+from train.experiments.grid import Cell, Plan, run_state
+from train.experiments.table import render_table
 from train.inference.api import SentimentClassifier
 from train.run import train_job
 from train.run_folder import lock_path, run_dir, run_lock
@@ -261,6 +262,10 @@ def test_a_damaged_metrics_json_is_one_error_line_for_report_and_left_out_by_tab
     assert not (runs / "summary.md").exists()
     cell = Cell("capsnet", cfg.data.name, 0, cfg_of(env, extra=[f"paths.runs={runs}"]))
     assert run_state(cell) == "incomplete"                 # reproduce trains it again
+    plan = Plan(models=["capsnet"], datasets=[cfg.data.name], seeds=1, cells=[cell], not_applicable=set(), notes=[])
+    markdown, [result] = render_table(plan, tmp_path / "results")
+    assert (result.status, result.damaged, result.stale) == ("missing", 1, 0)   # not "another config"
+    assert "left out: 1 damaged run folder(s)" in markdown
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
