@@ -13,14 +13,30 @@ Examples:
 """
 import argparse
 
-from common.errors import run_command
+from common.errors import UserError, run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "serve", "report", "stats", "reproduce",
          "table", "compare", "results")
+SEED_RANGE = (0, 2**32 - 1)   # a seed is a 32-bit number (numpy's limit)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # one `error:` line (common.errors), not argparse's usage + message
+        raise UserError(message)
+
+
+def check_args(args):
+    """Every option in its range before any work (UserError naming the option)."""
+    from train.experiments.grid import MAX_JOBS, MAX_SEEDS
+    for name, (low, high) in {"seed": SEED_RANGE, "seeds": (1, MAX_SEEDS), "jobs": (1, MAX_JOBS)}.items():
+        value = getattr(args, name)
+        if not low <= value <= high:
+            raise UserError(f"--{name} {value}: out of range (takes {low}..{high})")
+    return args
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
+    parser = _Parser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
     parser.add_argument("--mode", choices=MODES, default="train")
     parser.add_argument("--model", default="capsnet", help="a name from configs/models (default capsnet)")
     parser.add_argument("--dataset", help="a name from configs/datasets (default mams-atsa), or a folder of your "
@@ -28,7 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--config", help="an experiment YAML merged over the model and dataset configs")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set train.epochs=1 (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed, 0..2^32-1 (default 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--checkpoint", help="test/predict/explain/serve: checkpoint file (default: the run folder's)")
     parser.add_argument("--text", help="predict/explain: a sentence to classify")
@@ -45,13 +61,14 @@ def parse_args(argv=None):
     grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3); "
                       "compare: the two models A,B")
     grid.add_argument("--datasets", help="comma-separated datasets (default: the 6 columns of Table 3)")
-    grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5)")
-    grid.add_argument("--jobs", type=int, default=1, help="runs trained at once, as separate processes (default 1)")
+    grid.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per cell (default 5, at most 100)")
+    grid.add_argument("--jobs", type=int, default=1, help="runs trained at once, as separate processes "
+                      "(default 1, at most 256)")
     grid.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or Ray tasks")
     grid.add_argument("--address", help="ray: the cluster address HOST:PORT (default: start a local Ray)")
     grid.add_argument("--results", default="results", help="folder of table3.{md,csv,tex,png}; results: the folder "
                       "the page reads (default results)")
-    return parser.parse_args(argv)
+    return check_args(parser.parse_args(argv))
 
 
 def main(argv=None):
@@ -95,8 +112,10 @@ def main(argv=None):
     elif args.mode == "report":
         from pathlib import Path
 
+        from common.io import check_writable_dir
         from train.experiments.report import report
         runs = Path(cfg.paths.runs)
+        check_writable_dir(runs, "paths.runs")
         print(report(runs, runs / "summary.md"), end="")
     elif args.mode == "serve":
         from pathlib import Path
@@ -116,10 +135,10 @@ def main(argv=None):
         from train.inference.explain import explain_job
         from train.inference.requests import read_requests
         from train.run import print_json
-        from train.run_folder import run_dir
+        from train.run_folder import finished_checkpoint, run_dir
         requests = read_requests(args.text, args.aspect, args.input)
-        checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)  # user-<folder>
+        checkpoint = Path(args.checkpoint) if args.checkpoint else finished_checkpoint(run_dir(cfg, args.seed))
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:

@@ -40,7 +40,7 @@ class DataConfig:
     embeddings: str                   # "glove-6b-50d" or a GloVe-format text file
     oov_init_range: float = spec(min=0.0)
     val_fraction: float = spec(above=0.0, max=0.5)
-    seed: int
+    seed: int = spec(min=0, max=2**32 - 1)
     embedding_dim: Optional[int] = spec(min=1)
     # dataset facts that not every dataset has
     categories: Optional[tuple[str, ...]] = None   # ACSA: the category list
@@ -48,6 +48,9 @@ class DataConfig:
     expected_counts: Optional[dict] = None         # the paper's Table 2: {split: {positive, negative, neutral}}
     train_sample: Optional[dict] = None            # MAMS-small: train is a sample with these class counts
     file_format: str = spec(choices=("xml", "jsonl"), default="xml")   # <folder>/<split>.<file_format>
+    # predict / explain refuse longer texts (words, and tokens after tokenising); 32767 is the most
+    # the 16-bit position distances hold. Checkpoints from before the setting get that limit.
+    max_words: Optional[int] = spec(min=1, max=32767, default=None)
 
     def __post_init__(self):
         from common.errors import UserError

@@ -25,14 +25,20 @@ def source_identity(source):
     return f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
-def lookup_vectors(source, words, expected_dim=None):
+def lookup_vectors(source, words, expected_dim=None, required=None):
     """Return ({word: vector} for the words of `words` that the source has, dimension).
 
-    Lower-cased lookups fall back to a cased entry when the exact form is missing.
+    Lower-cased lookups fall back to a cased entry when the exact form is missing. `required`
+    ({group: words}, e.g. the sentiment lexicon's classes): each group needs at least one vector,
+    else the file is the wrong one (another language, a damaged file) and a UserError says so.
     """
     found, dim = (_packaged(words) if source == PACKAGED else _stream_text(Path(source), words))
     if expected_dim is not None and dim != expected_dim:
         raise UserError(f"{source}: vectors have dimension {dim}, but data.embedding_dim is {expected_dim}")
+    for group, group_words in (required or {}).items():
+        if not any(w in found for w in group_words):
+            raise UserError(f"{source}: no vector for any {group} word of the sentiment lexicon (e.g. "
+                            f"{', '.join(sorted(group_words)[:3])}); is it a GloVe file of English words?")
     return found, dim
 
 

@@ -81,7 +81,8 @@ def preprocess(data, paths, log=print, force=False):
     tokenised = {s: tokenise(instances[s], task, data.lowercase) for s in SPLITS}
 
     vocab = Vocab.build(sentence_token_counts(instances["train"], tokenised["train"]), data.min_freq)
-    vectors, dim = emb.lookup_vectors(data.embeddings, set(vocab.words) | _lexicon_set(), data.embedding_dim)
+    vectors, dim = emb.lookup_vectors(data.embeddings, set(vocab.words) | _lexicon_set(), data.embedding_dim,
+                                      required=lexicon_words())
     matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data.oov_init_range, data.seed)
     encoder = Encoder(vocab, task, data.categories, data.lowercase)
     sentiment, lexicon_hits = sentiment_matrix(vectors)

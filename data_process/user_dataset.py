@@ -18,6 +18,7 @@ from .xml_reader import read_semeval_xml
 SPLITS = ("train", "val", "test")
 REQUIRED = ("train", "test")
 FORMATS = ("xml", "jsonl")
+MIN_TRAIN_SENTENCES = 2   # without a val file: one held out for validation, one left to train on
 _XML_TAG = {"atsa": "aspectTerm", "acsa": "aspectCategory"}
 
 
@@ -28,6 +29,7 @@ class UserDataset:
     format: str                  # "xml" or "jsonl"
     task: str                    # "atsa" or "acsa"
     categories: Optional[tuple]  # ACSA: the training file's categories, first-seen order; else None
+    train_sentences: int = 0     # sentences of the training file that have aspects
 
 
 def inspect_folder(path, task=None):
@@ -48,16 +50,24 @@ def inspect_folder(path, task=None):
                             f"{train_task} ones; all splits must be the same task")
 
     categories = None
+    train, _ = read_split(files["train"], train_task, None)
     if train_task == "acsa":
-        train, _ = read_split(files["train"], train_task, None)
         categories = tuple(dict.fromkeys(i.aspect for i in train))
-        for split, p in files.items():
-            if split != "train":
-                _check_categories(p, read_split(p, train_task, None)[0], categories, files["train"])
-    else:
-        for p in files.values():
-            read_split(p, train_task, None)
-    return UserDataset(folder, files, fmt, train_task, categories)
+    for split, p in files.items():
+        if split != "train":
+            instances, _ = read_split(p, train_task, None)
+            if train_task == "acsa":
+                _check_categories(p, instances, categories, files["train"])
+    return UserDataset(folder, files, fmt, train_task, categories, len({i.sentence_id for i in train}))
+
+
+def check_trainable(found):
+    """Without a val file a validation set is held out of train: train needs sentences to spare."""
+    if "val" not in found.files and found.train_sentences < MIN_TRAIN_SENTENCES:
+        raise UserError(f"{found.files['train']}: {found.train_sentences} sentence(s) with aspects; without a val "
+                        f"file a validation set is held out of train, which needs at least {MIN_TRAIN_SENTENCES} "
+                        f"(or add a val file)")
+    return found
 
 
 def read_split(path, task, categories=None):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,8 +30,11 @@ TINY = ["--set", "data.limit=40", "--set", "train.epochs=1", "--set", "train.max
 
 
 def write_metrics(cell, accuracy=70.0, macro_f1=60.0, strict=50.0, config=None, device="cpu"):
-    """A fabricated finished run folder for `cell` (its metrics.json only)."""
+    """A fabricated finished run folder for `cell`: its metrics.json, an empty zip as checkpoint.pt
+    and an empty predictions.jsonl (what makes a folder count as a finished run)."""
     cell.folder.mkdir(parents=True, exist_ok=True)
+    zipfile.ZipFile(cell.folder / "checkpoint.pt", "w").close()
+    (cell.folder / "predictions.jsonl").write_text("")
     metrics = {"model": cell.model, "run_name": cell.cfg.name, "dataset": cell.dataset, "seed": cell.seed,
                "device": device, "test": {"accuracy": accuracy, "macro_f1": macro_f1, "strict_accuracy": strict},
                "config": config if config is not None else dict(cell.cfg.to_dict(), seed=cell.seed)}
@@ -99,7 +103,7 @@ def test_a_run_is_finished_only_with_metrics_json_and_the_same_config(tmp_path):
     assert run_state(cell) == "new"
     cell.folder.mkdir(parents=True)
     (cell.folder / "checkpoint.pt").write_bytes(b"half")
-    assert run_state(cell) == "incomplete"            # killed midway: no metrics.json
+    assert run_state(cell) == "incomplete"            # damaged: no metrics.json
     config = dict(cell.cfg.to_dict(), seed=0)
     write_metrics(cell, config=config)
     assert run_state(cell) == "finished"
@@ -158,8 +162,10 @@ def _fake_command(cell, code):
     return [sys.executable, "-c", code, str(cell.folder), json.dumps(dict(cell.cfg.to_dict(), seed=cell.seed))]
 
 
-FAKE_OK = ("import json, pathlib, sys; d = pathlib.Path(sys.argv[1]); d.mkdir(parents=True, exist_ok=True); "
-           "(d / 'metrics.json').write_text(json.dumps({'config': json.loads(sys.argv[2])})); print('trained')")
+FAKE_OK = ("import json, pathlib, sys, zipfile; d = pathlib.Path(sys.argv[1]); d.mkdir(parents=True, exist_ok=True); "
+           "zipfile.ZipFile(d / 'checkpoint.pt', 'w').close(); (d / 'predictions.jsonl').write_text(''); "
+           "(d / 'metrics.json').write_text(json.dumps({'model': 'm', 'dataset': 'd', 'seed': 0, 'test': {}, "
+           "'config': json.loads(sys.argv[2])})); print('trained')")
 FAKE_FAIL = ("import sys; print('Traceback ...', file=sys.stderr); print('error: boom in the run', file=sys.stderr); "
              "sys.exit(2)")
 

@@ -10,6 +10,8 @@ of typed sections; each function receives the section it reads.
 """
 import copy
 import dataclasses
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,9 +19,10 @@ from typing import Any, Optional
 import yaml
 
 from common.errors import UserError
+from common.io import read_text
 from common.schema import build, spec, to_dict
 from data_process.config import DataConfig, PathsConfig
-from data_process.user_dataset import inspect_folder
+from data_process.user_dataset import check_trainable, inspect_folder
 from src.models import get_model_class
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
@@ -27,25 +30,26 @@ CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = spec(min=1)
-    batch_size: int = spec(min=1)
-    eval_batch_size: int = spec(min=1)
+    # counts have upper bounds that no experiment reaches and a typo (a few extra digits) exceeds
+    epochs: int = spec(min=1, max=10_000)
+    batch_size: int = spec(min=1, max=65_536)
+    eval_batch_size: int = spec(min=1, max=65_536)
     lr: float = spec(above=0.0)
     weight_decay: float = spec(min=0.0)
     grad_clip: Optional[float] = spec(above=0.0)
     warmup_ratio: float = spec(min=0.0, max=1.0)
-    max_steps: Optional[int] = spec(min=1)
+    max_steps: Optional[int] = spec(min=1, max=10**9)
     select_metric: str = spec(choices=("accuracy", "macro_f1", "loss"))
-    eval_every_steps: Optional[int] = spec(min=1)
+    eval_every_steps: Optional[int] = spec(min=1, max=10**9)
     bucket_by_length: bool
-    bucket_chunk: int = spec(min=1)
-    num_threads: Optional[int] = spec(min=1)
+    bucket_chunk: int = spec(min=1, max=100_000)
+    num_threads: Optional[int] = spec(min=1, max=1024)
     amp_bf16: bool
     cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
-    graph_width_multiple: int = spec(min=1)   # under CUDA graphs, batch widths round up to a multiple
-    cuda_graph_limit: int = spec(min=1)       # at most this many graphs (batch shapes) each for training
+    graph_width_multiple: int = spec(min=1, max=4096) # under CUDA graphs, batch widths round up to a multiple
+    cuda_graph_limit: int = spec(min=1, max=10_000) # at most this many graphs (batch shapes) each for training
                                               # and validation; steps of further shapes run eagerly
-    log_every: int = spec(min=1)
+    log_every: int = spec(min=1, max=10**9)
     tensorboard: bool                 # also write TensorBoard event files into the run folder
 
 
@@ -71,10 +75,9 @@ class RunConfig:
 
 def read_yaml(path):
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+    text = read_text(path, "config file")   # UTF-8 with or without BOM, UTF-16 with BOM
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        value = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(value, dict):
@@ -211,10 +214,20 @@ def user_dataset_tree(folder, overrides):
         key, value = parse_override(item)
         if key == "data.task":
             task = value
-    found = inspect_folder(folder, task)
-    return {"data": {"name": f"user-{found.folder.resolve().name}", "folder": str(found.folder.resolve()),
+    found = check_trainable(inspect_folder(folder, task))
+    return {"data": {"name": dataset_identity(found.folder), "folder": str(found.folder.resolve()),
                      "task": found.task, "splits": list(found.files), "categories": found.categories,
                      "file_format": found.format}}
+
+
+def dataset_identity(folder):
+    """The dataset name of a user's folder: user-<folder name>-<8 hex digits of its resolved path>,
+    so that two folders with the same base name never share run folders or processed data, and
+    every mode given the same folder (by any relative or absolute spelling) finds the same runs."""
+    resolved = Path(folder).resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:8]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", resolved.name).strip("-.") or "data"
+    return f"user-{readable}-{digest}"
 
 
 def parse_override(item):

@@ -4,17 +4,18 @@ import time
 
 import torch
 
-from common.io import write_json
+from common.io import check_writable_dir, write_json
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
 from . import cuda_graphs
 from .checkpoint import load_checkpoint, save_checkpoint
+from .code_version import code_version
 from .data import PreparedData
 from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
-from .run_folder import attach_log_file, make_logger, run_dir
+from .run_folder import attach_log_file, close_log_files, make_logger, run_dir, staged_run
 from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
 from .trainer import evaluate, fit
 
@@ -38,10 +39,24 @@ def make_train_loader(dataset, tcfg, seed, graphed=False):
 
 
 def train_job(cfg, seed, device_name="auto"):
-    """Train one seed; test the validation-selected checkpoint; write the run folder. Returns test metrics."""
+    """Train one seed; test the validation-selected checkpoint; write the run folder. Returns test metrics.
+
+    Everything is written into a staging folder that replaces the run folder only once the run is
+    complete (train/run_folder.py), under the run's lock: the previous run survives a failure."""
     set_threads(cfg.train.num_threads)
-    out = run_dir(cfg, seed)
+    final = run_dir(cfg, seed)
+    check_writable_dir(cfg.paths.runs, "paths.runs")
     logger = make_logger()
+    try:
+        with staged_run(final) as out:
+            summary = _train_into(out, final, cfg, seed, device_name, logger)
+    finally:
+        close_log_files(logger)
+    return summary
+
+
+def _train_into(out, final, cfg, seed, device_name, logger):
+    """train_job's work, every file written into `out` (the staging folder of run folder `final`)."""
     log = logger.info
     device = pick_device(device_name)
     prep_start = time.perf_counter()
@@ -61,9 +76,6 @@ def train_job(cfg, seed, device_name="auto"):
     resolved = dict(cfg.to_dict(), seed=seed)
     ckpt = out / "checkpoint.pt"
     attach_log_file(logger, out / "train.log")
-    # from an earlier run in this folder
-    for stale in ("metrics.json", "predictions.jsonl", "curves.png", "confusion.png"):
-        (out / stale).unlink(missing_ok=True)
 
     inference = data.inference_state()   # the encoder and DataInfo shapes: predict needs no data
 
@@ -84,21 +96,21 @@ def train_job(cfg, seed, device_name="auto"):
     model.load_state_dict(state["model_state"])
     test = evaluate(model, test_loader, device, tcfg.amp_bf16)
     predictions = test_predictions(model, test_loader, data.split("test"), device, tcfg.amp_bf16)
-    write_predictions(out / "predictions.jsonl", predictions)  # before metrics.json, the completion marker
+    write_predictions(out / "predictions.jsonl", predictions)
     ids, gold, predicted = ([p[k] for p in predictions] for k in ("sentence_id", "gold", "predicted"))
     test["strict_accuracy"] = strict_accuracy(ids, gold, predicted)  # sentence level: all its aspects right
     timing["preprocess_seconds"] = round(prep_seconds, 2)
     timing["peak_memory_mib"] = peak_memory_mib(device)
     metrics = {"model": cfg.model_name, "run_name": cfg.name, "dataset": cfg.data.name, "seed": seed,
-               "device": str(device), "torch_threads": torch.get_num_threads(), "best_epoch": state["epoch"],
-               "best_step": state["step"], "val": best, "test": test, "timing": timing, "history": history,
-               "config": resolved}
+               "device": str(device), "torch_threads": torch.get_num_threads(), **code_version(),
+               "best_epoch": state["epoch"], "best_step": state["step"], "val": best, "test": test,
+               "timing": timing, "history": history, "config": resolved}
     write_json(out / "metrics.json", metrics)
     title = f"{cfg.name} / {cfg.data.name} / seed {seed}"
     plot_curves(history, out / "curves.png", title)
     plot_confusion(test["confusion"], test["labels"], out / "confusion.png", f"test: {title}")
     log(f"best: epoch {state['epoch']}, step {state['step']}: test accuracy {test['accuracy']:.2f}, "
-        f"macro-F1 {test['macro_f1']:.2f}; wall {timing['wall_seconds']} s; run folder {out}")
+        f"macro-F1 {test['macro_f1']:.2f}; wall {timing['wall_seconds']} s; run folder {final}")
     return summary_line(test, cfg, seed, timing)
 
 

@@ -1,8 +1,30 @@
-"""The run folder runs/<dataset>/<run name>/seed<N>/ and the log that goes into it."""
+"""The run folder runs/<dataset>/<run name>/seed<N>/: where it is, when it counts as finished, how a
+training replaces it (staging folder, lock, one rename), and the log that goes into it.
+
+A training never writes into the run folder itself. It holds the run's lock (<parent>/.seed<N>.lock,
+an flock with the holder's pid in it; the kernel drops it when the process dies, so a killed
+training's lock is simply taken over) and writes everything into a staging folder beside it
+(<parent>/.seed<N>.staging-<pid>). Only when metrics, checkpoint, predictions and plots are all
+written does the staging folder replace the run folder, in one rename; until then the previous run
+is untouched, and a training that fails or is interrupted leaves it exactly as it was.
+"""
+import ctypes
+import errno
+import fcntl
 import logging
 import logging.handlers
+import os
+import shutil
 import sys
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+
+from common.errors import UserError
+from common.io import read_json_object
+
+# The files of a finished run; metrics.json is written last.
+FINISHED_FILES = ("checkpoint.pt", "predictions.jsonl", "metrics.json")
 
 
 def run_dir(cfg, seed):
@@ -10,10 +32,167 @@ def run_dir(cfg, seed):
     return Path(cfg.paths.runs) / cfg.data.name / cfg.name / f"seed{seed}"
 
 
+def read_metrics(path):
+    """A run's metrics.json as a dict; a missing, truncated or foreign file is a UserError naming it."""
+    metrics = read_json_object(path, "metrics file")
+    missing = [k for k in ("model", "dataset", "seed", "test") if k not in metrics]
+    if missing or not isinstance(metrics["test"], dict) or not isinstance(metrics.get("config", {}), dict):
+        what = ", ".join(missing) or "test/config"
+        raise UserError(f"{path}: not a run's metrics file (missing or malformed: {what})")
+    return metrics
+
+
+def unfinished_reason(folder):
+    """None when `folder` holds a finished run (checkpoint, predictions and a readable metrics.json),
+    else why not, as text."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no run folder"
+    for name in FINISHED_FILES:
+        if not (folder / name).is_file():
+            return f"no {name}"
+    if not zipfile.is_zipfile(folder / "checkpoint.pt"):   # torch.save writes a zip archive
+        return "checkpoint.pt is damaged"
+    try:
+        read_metrics(folder / "metrics.json")
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def finished_checkpoint(folder):
+    """<folder>/checkpoint.pt of a finished run, for test / predict / explain; a folder that is
+    missing or not finished is a UserError (a training replaces run folders whole, so this only
+    meets folders damaged from outside)."""
+    folder = Path(folder)
+    reason = unfinished_reason(folder)
+    if reason == "no run folder":
+        raise UserError(f"{folder / 'checkpoint.pt'}: checkpoint not found (train one with --mode train, "
+                        f"or name one with --checkpoint)")
+    if reason is not None:
+        raise UserError(f"{folder}: not a finished run ({reason}); train it again with --mode train")
+    return folder / "checkpoint.pt"
+
+
+# ---------------------------------------------------------------------------- locking and staging
+
+def lock_path(folder):
+    return folder.parent / f".{folder.name}.lock"
+
+
+def _holder(path):
+    try:
+        return path.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextmanager
+def run_lock(folder):
+    """Hold the run folder's lock for the block; another process holding it is a UserError naming
+    the folder and that process's pid. A lock left by a killed process is taken over."""
+    folder = Path(folder)
+    path = lock_path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"{folder}: another training (pid {_holder(path)}) is writing this run folder; "
+                            f"wait for it to finish or stop it") from None
+        try:   # the holder before us may have removed the file between our open and our flock
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        recover(folder)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def staging_dir(folder):
+    return folder.parent / f".{folder.name}.staging-{os.getpid()}"
+
+
+def _old_dir(folder):
+    return folder.parent / f".{folder.name}.old-{os.getpid()}"
+
+
+def recover(folder):
+    """Under the lock: put back a previous run that a killed publish() had moved aside, and remove
+    the staging folders of killed trainings."""
+    for leftover in folder.parent.glob(f".{folder.name}.old-*"):
+        if not folder.exists():
+            os.replace(leftover, folder)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in folder.parent.glob(f".{folder.name}.staging-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a, b):
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where that is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EXDEV):   # file system without it
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+def publish(staging, folder):
+    """Make the finished `staging` folder the run folder, replacing the previous run in one atomic
+    exchange (or, without renameat2, two renames that recover() undoes if killed between them)."""
+    if not folder.exists():
+        os.rename(staging, folder)
+        return
+    if _exchange(staging, folder):
+        shutil.rmtree(staging)   # now the previous run
+        return
+    old = _old_dir(folder)
+    os.rename(folder, old)
+    os.rename(staging, folder)
+    shutil.rmtree(old)
+
+
+@contextmanager
+def staged_run(folder):
+    """Hold the run's lock and yield a fresh staging folder to write the run into; it replaces the
+    run folder when the block finishes, and is removed when the block fails (the previous run stays)."""
+    folder = Path(folder)
+    with run_lock(folder):
+        staging = staging_dir(folder)
+        staging.mkdir()
+        try:
+            yield staging
+            publish(staging, folder)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- the log
+
 def make_logger(name="absa"):
     """A logger printing to stdout that also keeps its records until attach_log_file() names a file,
     so a run that fails before training (bad data, bad options) leaves no run folder behind."""
     logger = logging.getLogger(name)
+    close_log_files(logger)
     logger.handlers.clear()
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -34,3 +213,10 @@ def attach_log_file(logger, path):
         memory.flush()
         logger.removeHandler(memory)
     logger.addHandler(handler)
+
+
+def close_log_files(logger):
+    """Close and detach the logger's file handlers (before its run folder is moved)."""
+    for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+        handler.close()
+        logger.removeHandler(handler)

@@ -2,11 +2,13 @@
 pool of `python main.py --mode train` processes that trains the rest.
 
 The run folders are the store. A run (model x dataset x seed) is finished when its
-runs/<dataset>/<run name>/seed<N>/metrics.json exists and the config stored in it equals the config
-the grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
+runs/<dataset>/<run name>/seed<N>/ holds a finished run (checkpoint, predictions and a readable
+metrics.json: train/run_folder.py) and the config stored in its metrics.json equals the config the
+grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
 although a different thread count can change a CPU run's numbers slightly).
-metrics.json is written last and atomically, so a run killed midway has none and is trained again;
-a run whose config changed is trained again too; a finished run is never recomputed.
+A training replaces its run folder only when it completes, so a run killed midway leaves the
+previous state (no folder, or the earlier run) and is trained again; a run whose config changed is
+trained again too; a damaged run folder is trained again; a finished run is never recomputed.
 """
 import json
 import os
@@ -27,15 +29,19 @@ from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
 from ..config import CONFIG_ROOT, available, compose, read_yaml
-from ..run_folder import run_dir
+from ..run_folder import read_metrics, run_dir, unfinished_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN = REPO_ROOT / "main.py"
 
 # Table 3 of the paper: its rows (our model names) and columns (our dataset names), in its order.
 PAPER_FILE = CONFIG_ROOT / "paper_table3.yaml"
-# Config keys that do not change a run's result, left out when a stored config is compared.
-IGNORED_KEYS = (("paths",), ("train", "num_threads"))
+# The most seeds per cell and runs at once: more is a typo (an extra digit or two), not a grid any
+# machine finishes (the plan of every run is built in memory).
+MAX_SEEDS, MAX_JOBS = 100, 256
+# Config keys that do not change a run's result, left out when a stored config is compared
+# (data.max_words limits only predict / explain).
+IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("data", "max_words"))
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,8 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
     """The grid model x dataset x seed (seeds 0..seeds-1); None = the paper's Table 3 rows / columns.
     Explicitly named unknown models or datasets are a UserError; unknown ones of the default grid are
     left out with a note. Runs are ordered seed first, so every cell gets its first seed early."""
-    if seeds < 1:
-        raise UserError(f"--seeds {seeds}: needs at least 1")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: out of range (takes 1..{MAX_SEEDS})")
     models, model_notes = _names(models, list(load_paper()[1]), model_known, "model")
     datasets, dataset_notes = _names(datasets, PAPER_DATASETS, dataset_known, "dataset")
     pairs, not_applicable = [], set()
@@ -148,17 +154,17 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
     return Plan(models, datasets, seeds, cells, not_applicable, model_notes + dataset_notes)
 
 
-def load_metrics(path):
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def load_metrics(folder):
+    """The metrics.json of a finished run folder, else None (no folder, or a damaged one)."""
+    if unfinished_reason(folder) is not None:
         return None
+    return read_metrics(Path(folder) / "metrics.json")
 
 
 def run_state(cell):
-    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (folder but no
-    metrics.json: killed midway or failed) or 'new'."""
-    metrics = load_metrics(cell.folder / "metrics.json")
+    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (a folder that is
+    not a finished run: damaged, or left by an older version) or 'new'."""
+    metrics = load_metrics(cell.folder)
     if metrics is None:
         return "incomplete" if cell.folder.exists() else "new"
     return "finished" if ran_as_planned(metrics, cell) else "changed"
@@ -166,7 +172,7 @@ def run_state(cell):
 
 def finished_metrics(cell):
     """The cell's metrics.json when it is a finished run of this grid, else None."""
-    metrics = load_metrics(cell.folder / "metrics.json")
+    metrics = load_metrics(cell.folder)
     if metrics is not None and ran_as_planned(metrics, cell):
         return metrics
     return None
@@ -297,7 +303,7 @@ def run_pool(cells, jobs, launcher, progress, poll=0.2, outcomes=None):
 
     The first run of each preprocessing key runs alone (of its key), so that parallel runs never
     preprocess the same data twice at once. On KeyboardInterrupt (or any exception) the running
-    runs are stopped before it propagates: their folders keep no metrics.json, so a rerun trains
+    runs are stopped before it propagates: their run folders stay as they were, so a rerun trains
     them again."""
     pending, running, prepared = list(cells), {}, set()
     outcomes = [] if outcomes is None else outcomes
@@ -423,8 +429,8 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
               out=print, command_for=None):
     """Train the runs of `plan` that are not finished; returns the Outcomes of this invocation.
     `command_for(cell)` replaces the training command (tests)."""
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: needs at least 1")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UserError(f"--jobs {jobs}: out of range (takes 1..{MAX_JOBS})")
     for note in plan.notes:
         out(note)
     states = {cell: run_state(cell) for cell in plan.cells}

@@ -1,6 +1,8 @@
 """The experiment modes of main.py: `--mode reproduce` and `--mode table` (with the claims table)."""
 from pathlib import Path
 
+from common.io import check_writable_dir
+
 from .claims import write_claims
 from .grid import make_plan, reproduce, split_names
 from .table import render_table
@@ -9,7 +11,11 @@ from .table import render_table
 def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
     """--mode reproduce (train what is not finished, then render the table) or --mode table (render
     only). Returns the exit status: 1 when a run failed, else 0."""
+    check_writable_dir(results, "--results")   # before any training: the table is written at the end
     plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
+    if mode == "reproduce":
+        for runs in sorted({str(cell.cfg.paths.runs) for cell in plan.cells}):
+            check_writable_dir(runs, "paths.runs")
     outcomes = []
     if mode == "reproduce":
         outcomes = reproduce(plan, jobs, device, experiment, overrides, backend, address)
@@ -18,9 +24,10 @@ def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides,
     report = write_claims(plan, results)     # claims.{md,csv}, table3_seeds.png; marks for table3.md
     _, cells = render_table(plan, results, marks=report.marks)
     shown = sum(1 for c in cells if c.status == "ok")
-    stale = sum(c.stale for c in cells)
+    stale, damaged = sum(c.stale for c in cells), sum(c.damaged for c in cells)
     print(f"table: {shown} of {sum(1 for c in cells if c.status != 'n/a')} cells have results"
           + (f" ({stale} run(s) with another config left out)" if stale else "")
+          + (f" ({damaged} damaged run folder(s) left out)" if damaged else "")
           + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
     held = sum(c.verdict == "holds here" for c in report.claims)
     print(f"claims: {held} of {len(report.claims)} hold here; written to {Path(results) / 'claims'}.{{md,csv}} "

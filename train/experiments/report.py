@@ -1,17 +1,18 @@
 """Collect the run folders' metrics.json into one table: mean and standard deviation over seeds."""
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 from common.io import write_text
 
+from ..run_folder import read_metrics
+
 
 def collect(runs_root):
     """{(dataset, run name): [metrics.json dicts]} for every runs/<dataset>/<run>/seed*/metrics.json."""
     groups = defaultdict(list)
     for path in sorted(Path(runs_root).glob("*/*/seed*/metrics.json")):
-        metrics = json.loads(path.read_text())
+        metrics = read_metrics(path)   # a damaged file is one error line naming it
         groups[(metrics["dataset"], metrics.get("run_name", metrics["model"]))].append(metrics)
     return groups
 
@@ -27,8 +28,8 @@ def markdown_table(groups):
              "|---|---|---|---|---|---|---|"]
     for (dataset, name), runs in sorted(groups.items()):
         seeds = ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))
-        devices = ",".join(sorted({r["device"] for r in runs}))
-        wall = statistics.fmean(r["timing"]["wall_seconds"] for r in runs)
+        devices = ",".join(sorted({str(r.get("device", "?")) for r in runs}))
+        wall = statistics.fmean(r.get("timing", {}).get("wall_seconds", 0.0) for r in runs)
         lines.append(f"| {dataset} | {name} | {seeds} | {devices} | {_mean_std([r['test']['accuracy'] for r in runs])} "
                      f"| {_mean_std([r['test']['macro_f1'] for r in runs])} | {wall:.0f} |")
     return "\n".join(lines) + "\n"

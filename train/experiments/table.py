@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.io import atomic_path, write_text
 
-from .grid import PAPER_FILE, REPO_ROOT, finished_metrics, load_paper
+from .grid import PAPER_FILE, REPO_ROOT, finished_metrics, load_paper, run_state
 
 MISSING = "—"
 NOT_APPLICABLE = "-"
@@ -50,6 +50,7 @@ class CellResult:
     runs: list = field(default_factory=list)   # the finished metrics.json dicts
     paper: float = None
     stale: int = 0                               # seeds whose metrics.json holds another config
+    damaged: int = 0                             # seeds whose run folder is not a finished run
 
     def stat(self, key):
         return Stat([r["test"][key] for r in self.runs if r["test"].get(key) is not None])
@@ -66,14 +67,17 @@ class CellResult:
 
 def collect(plan, paper_models):
     """[CellResult] for every model x dataset of the plan, in the plan's order."""
-    by_pair, stale = {}, {}
+    by_pair, stale, damaged = {}, {}, {}
     for cell in plan.cells:
-        metrics = finished_metrics(cell)
-        by_pair.setdefault((cell.model, cell.dataset), [])
-        if metrics is not None:
-            by_pair[(cell.model, cell.dataset)].append(metrics)
-        elif (cell.folder / "metrics.json").is_file():
-            stale[(cell.model, cell.dataset)] = stale.get((cell.model, cell.dataset), 0) + 1
+        pair = (cell.model, cell.dataset)
+        by_pair.setdefault(pair, [])
+        state = run_state(cell)
+        if state == "finished":
+            by_pair[pair].append(finished_metrics(cell))
+        elif state == "changed":
+            stale[pair] = stale.get(pair, 0) + 1
+        elif state == "incomplete":
+            damaged[pair] = damaged.get(pair, 0) + 1
     results = []
     for model in plan.models:
         paper = paper_models.get(model, (model, {}))[1]
@@ -84,7 +88,7 @@ def collect(plan, paper_models):
                 continue
             runs = by_pair.get(pair, [])
             results.append(CellResult(model, dataset, "ok" if runs else "missing", runs, paper.get(dataset),
-                                      stale.get(pair, 0)))
+                                      stale.get(pair, 0), damaged.get(pair, 0)))
     return results
 
 
@@ -112,6 +116,7 @@ def header_facts(results, plan):
         "devices": ", ".join(devices) or "none",
         "commit": git_commit(),
         "stale": sum(c.stale for c in results),
+        "damaged": sum(c.damaged for c in results),
     }
 
 
@@ -157,6 +162,8 @@ def render_markdown(results, plan, columns, paper_models, facts, marks=None):
              f"- commit: {facts['commit']}",
              *([(f"- left out: {facts['stale']} run(s) whose metrics.json holds another config than this grid's "
                  "(other --set / --config, or changed config files)")] if facts["stale"] else []),
+             *([(f"- left out: {facts['damaged']} damaged run folder(s) (not a finished run; "
+                 "--mode reproduce trains them again)")] if facts["damaged"] else []),
              (f"- mean ± sample standard deviation over seeds; {MISSING} = no finished run; "
               f"{NOT_APPLICABLE} = not applicable (\"-\" in the paper); diff = our mean accuracy - the paper's"),
              f"- *{STRICT_NOTE}", "",

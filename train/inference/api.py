@@ -10,8 +10,16 @@ Everything needed to encode new text is inside the checkpoint (train/checkpoint.
 categories, lowercase setting and BERT backbone setting; no raw or processed data is read. BERT
 models also need their backbone (model.backbone: the packaged MiniLM, "mpnet" or a local encoder folder),
 which must hold the tokenizer they were trained with.
+
+Every mistake of the caller (a missing or damaged checkpoint, a device name that is none, items that
+are not (text, aspects) pairs, a text that is not a string or is empty, no aspects, an aspect that
+is not in the text or not a known category, a text longer than data.max_words, a batch_size that is
+not a whole number 1..65536) raises common.errors.UserError, whose message names the checkpoint,
+argument or item; the command line prints the same message as its `error:` line. Any other
+exception is a bug.
 """
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +38,9 @@ from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
 
+MAX_BATCH_SIZE = 65_536
+MAX_POSITIONS = 32_767   # the 16-bit position distances: the limit of a checkpoint without data.max_words
+
 
 def stored_config(checkpoint, state):
     """The RunConfig a checkpoint was trained with."""
@@ -46,6 +57,31 @@ def stored_data_info(info):
     return DataInfo(task=info["task"], num_classes=info["num_classes"], num_categories=info["num_categories"],
                     embeddings=np.zeros(info["embeddings_shape"], dtype=np.float32),
                     sentiment=np.zeros(info["sentiment_shape"], dtype=np.float32))
+
+
+def check_batch_size(batch_size):
+    """None (the config's eval_batch_size) or a whole number 1..MAX_BATCH_SIZE."""
+    if batch_size is None:
+        return None
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise UserError(f"batch_size={batch_size!r}: takes a whole number 1..{MAX_BATCH_SIZE}")
+    return batch_size
+
+
+def _device(device):
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str) or not (device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device)):
+        raise UserError(f"device={device!r}: takes 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device")
+    return pick_device(device)
+
+
+def _items(items):
+    """The items of predict() / explain_batch() as checked requests; anything else is a UserError."""
+    if isinstance(items, bytes) or not (isinstance(items, (str, dict)) or hasattr(items, "__iter__")):
+        raise UserError(f"items: expected (text, [aspects]) pairs or {{\"text\", \"aspects\"}} mappings, "
+                        f"not {type(items).__name__}")
+    return requests_from_items(items)
 
 
 def _scores(row):
@@ -72,9 +108,11 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, checkpoint, device="cpu"):
-        """From a checkpoint.pt; device "cpu", "cuda", "auto" or a torch.device."""
+        """From a checkpoint.pt (format 2); device "cpu", "cuda", "auto" or a torch.device."""
+        if not isinstance(checkpoint, (str, Path)):
+            raise UserError(f"checkpoint={checkpoint!r}: takes the path of a checkpoint.pt")
         checkpoint = Path(checkpoint)
-        device = device if isinstance(device, torch.device) else pick_device(device)
+        device = _device(device)
         state = load_checkpoint(checkpoint)
         if "encoder" not in state or "data_info" not in state:
             raise UserError(f"{checkpoint}: the checkpoint holds no encoder (saved without one); re-train")
@@ -90,9 +128,10 @@ class SentimentClassifier:
             raise UserError(f"{checkpoint}: cannot load its backbone: {err}") from None
         try:
             model.load_state_dict(state["model_state"])
-        except RuntimeError as err:   # another architecture or size behind the same setting
-            raise UserError(f"{checkpoint}: its weights do not fit the model built from its config "
-                            f"({str(err).splitlines()[0]})") from None
+        except (RuntimeError, KeyError, TypeError) as err:   # torch lists every mismatched tensor
+            first = str(err).strip().splitlines()
+            raise UserError(f"{checkpoint}: its weights do not fit the {cfg.model_name} model of this version "
+                            f"({first[-1].strip() if first else type(err).__name__}); re-train") from None
         return cls(model, encoder, cfg, device, checkpoint, state.get("fingerprints"), state["config"].get("seed"))
 
     @property
@@ -104,22 +143,46 @@ class SentimentClassifier:
         """ACSA: the category names the model knows (None for ATSA)."""
         return self.encoder.categories
 
-    def _dataset(self, instances):
+    @property
+    def max_words(self):
+        """The longest text (in words, and in tokens) predict and explain take: data.max_words."""
+        return self.cfg.data.max_words or MAX_POSITIONS
+
+    def check_requests(self, requests):
+        """The instances of checked requests [(text, [aspects], where)], every one of them checked
+        (aspects found or known, length within max_words) before any work: a UserError names the first
+        bad one. Whitespace words are counted before tokenising, so an overlong text costs no more
+        than reading it."""
+        limit = self.max_words
+        for text, _, where in requests:
+            words = len(text.split())
+            if words > limit:
+                raise UserError(f"{where}: the text has {words} words, more than this model takes "
+                                f"(data.max_words={limit})")
+        return make_instances(requests, self.task, self.categories)
+
+    def _dataset(self, instances, requests=None):
         """(the encoded arrays, the ABSADataset of the fields the model reads) of `instances`."""
         arrays = self.encoder.encode(instances)
+        limit = self.max_words
+        for k in np.flatnonzero(arrays["sentence_len"] > limit)[:1]:   # punctuation makes tokens of its own
+            where = requests[instances[k].sentence_id][2] if requests else f"item {instances[k].sentence_id}"
+            raise UserError(f"{where}: the text has {int(arrays['sentence_len'][k])} tokens, more than this "
+                            f"model takes (data.max_words={limit})")
         return arrays, ABSADataset(arrays, self.model.input_fields())
 
     def predict(self, items, batch_size=None):
         """[{"text", "aspect", "label", "scores"}], one per (text, aspect) in order. `items`: pairs
         (text, [aspects]) or (text, aspect), or {"text": ..., "aspects": [...]} mappings."""
-        return self.predict_requests(requests_from_items(items), batch_size)
+        return self.predict_requests(_items(items), batch_size)
 
     def predict_requests(self, requests, batch_size=None):
         """predict() for checked requests [(text, [aspects], where)] (train.inference.requests.read_requests)."""
-        instances = make_instances(requests, self.task, self.categories)
+        batch_size = check_batch_size(batch_size)
+        instances = self.check_requests(requests)
         if not instances:
             return []
-        dataset = self._dataset(instances)[1].to(self.device)
+        dataset = self._dataset(instances, requests)[1].to(self.device)
         loader = make_eval_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
         scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
         probabilities = self.model.probabilities(scores)
@@ -137,8 +200,9 @@ class SentimentClassifier:
         """The model-level view for analysis: (instances, the padded batch on the device, scores (B, C),
         [src.explain.Weights] whose values (B, T, R) cover every position, padding included)."""
         self.check_explains()
-        instances = make_instances(requests_from_items(items), self.task, self.categories)
-        arrays, dataset = self._dataset(instances)
+        requests = _items(items)
+        instances = self.check_requests(requests)
+        arrays, dataset = self._dataset(instances, requests)
         batch = move(next(iter(make_loader(dataset, max(len(instances), 1)))), self.device)
         scores, weights = self.model.explain(batch)
         return instances, arrays, batch, scores.float().cpu(), weights

@@ -9,15 +9,16 @@ from src.dataset import make_eval_loader
 from ..checkpoint import check_fingerprints
 from ..data import PreparedData
 from ..run import datasets, model_inputs, summary_line
-from ..run_folder import make_logger, run_dir
+from ..run_folder import finished_checkpoint, make_logger, run_dir
 from ..runtime import pick_device
 from ..trainer import evaluate
 from .api import SentimentClassifier
 
 
 def load_classifier(checkpoint, device, dataset=None):
-    """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset`, when
-    given, must be the one it was trained on."""
+    """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset` (a
+    composed data.name, e.g. user-reviews-1a2b3c4d for a folder), when given, must be the one it
+    was trained on."""
     clf = SentimentClassifier.load(checkpoint, device)
     if dataset is not None and clf.cfg.data.name != dataset:
         raise UserError(f"{checkpoint}: checkpoint was trained on {clf.cfg.data.name}, not {dataset}")
@@ -40,7 +41,7 @@ def load_for_inference(cfg, checkpoint, device, log=print):
 
 def test_job(cfg, seed, device_name="auto", checkpoint=None):
     device = pick_device(device_name)
-    checkpoint = Path(checkpoint) if checkpoint else run_dir(cfg, seed) / "checkpoint.pt"
+    checkpoint = Path(checkpoint) if checkpoint else finished_checkpoint(run_dir(cfg, seed))
     log = make_logger().info
     model, data, ckpt_cfg, trained_seed = load_for_inference(cfg, checkpoint, device, log)
     test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",), device)["test"]

@@ -1,0 +1,23 @@
+"""The version of the code a run was trained with, for its metrics.json: the git commit and whether
+tracked files had uncommitted changes (the results page shows both)."""
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args):
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def code_version():
+    """{"commit": the HEAD commit (None outside a git checkout), "dirty": uncommitted changes to tracked files}."""
+    commit = _git("rev-parse", "HEAD")
+    if not commit or not commit.strip():
+        return {"commit": None, "dirty": False}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
