@@ -60,6 +60,19 @@ def run_main(*args, cwd=REPO_ROOT, env=None, extra_env=None, timeout=600):
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def write_finished_run(folder, metrics, predictions=""):
+    """A fabricated finished run folder: `metrics` as metrics.json, `predictions` as predictions.jsonl and
+    an empty zip as checkpoint.pt (the three files that make a folder count as a finished run)."""
+    import json
+    import zipfile
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    zipfile.ZipFile(folder / "checkpoint.pt", "w").close()
+    (folder / "predictions.jsonl").write_text(predictions)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
 def ok(result):
     """The result of a run_main that must succeed (exit 0, no traceback)."""
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"

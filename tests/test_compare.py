@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 import main
 from common.errors import UserError, run_command
 from common.labels import LABELS
+from conftest import write_finished_run
 from train.experiments import compare
 from train.experiments.claims import holm
 from train.experiments.compare import Settings, compare_cell, hierarchical_bootstrap, joint_table, load_settings
@@ -26,18 +27,17 @@ def tiny_plan(tmp_path, datasets=("mams-atsa",), seeds=2, models=(A, B)):
 
 
 def write_run(cell, gold, predicted, keys=None):
-    """A fabricated finished run: metrics.json (the grid's config) and predictions.jsonl."""
-    cell.folder.mkdir(parents=True, exist_ok=True)
+    """A fabricated finished run: metrics.json (the grid's config), predictions.jsonl and an empty zip as
+    checkpoint.pt (what makes a run folder finished)."""
     keys = keys or [(i // 2, f"sentence {i // 2}", f"aspect {i}") for i in range(len(gold))]
     correct = float(np.mean(np.asarray(gold) == np.asarray(predicted)))
     metrics = {"model": cell.model, "dataset": cell.dataset, "seed": cell.seed, "device": "cpu",
                "test": {"accuracy": round(100 * correct, 2), "macro_f1": 0.0, "strict_accuracy": 0.0},
                "config": dict(cell.cfg.to_dict(), seed=cell.seed)}
-    (cell.folder / "metrics.json").write_text(json.dumps(metrics))
     lines = [json.dumps({"sentence_id": s, "text": t, "aspect": a, "gold": LABELS[g], "predicted": LABELS[p],
                          "scores": {name: 1.0 / 3 for name in LABELS}})
              for (s, t, a), g, p in zip(keys, gold, predicted)]
-    (cell.folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    write_finished_run(cell.folder, metrics, "\n".join(lines) + "\n")
 
 
 def cell_of(plan, model, dataset, seed):

@@ -13,14 +13,13 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from common.errors import UserError
-from conftest import REPO_ROOT, compose_cfg, run_main
+from conftest import REPO_ROOT, compose_cfg, run_main, write_finished_run
 from train.experiments import grid
 from train.experiments.grid import Cell, Plan, Progress, load_paper, make_plan, reproduce, run_state
 from train.experiments.table import render_table
@@ -32,14 +31,10 @@ TINY = ["--set", "data.limit=40", "--set", "train.epochs=1", "--set", "train.max
 def write_metrics(cell, accuracy=70.0, macro_f1=60.0, strict=50.0, config=None, device="cpu"):
     """A fabricated finished run folder for `cell`: its metrics.json, an empty zip as checkpoint.pt
     and an empty predictions.jsonl (what makes a folder count as a finished run)."""
-    cell.folder.mkdir(parents=True, exist_ok=True)
-    zipfile.ZipFile(cell.folder / "checkpoint.pt", "w").close()
-    (cell.folder / "predictions.jsonl").write_text("")
     metrics = {"model": cell.model, "run_name": cell.cfg.name, "dataset": cell.dataset, "seed": cell.seed,
                "device": device, "test": {"accuracy": accuracy, "macro_f1": macro_f1, "strict_accuracy": strict},
                "config": config if config is not None else dict(cell.cfg.to_dict(), seed=cell.seed)}
-    (cell.folder / "metrics.json").write_text(json.dumps(metrics))
-    return cell.folder / "metrics.json"
+    return write_finished_run(cell.folder, metrics) / "metrics.json"
 
 
 def tiny_plan(tmp_path, models=("capsnet",), datasets=("mams-atsa",), seeds=2):

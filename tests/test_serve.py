@@ -73,7 +73,7 @@ def checkpoints(tmp_path_factory):
             write_own_data(data, task)
         cfg = compose_cfg(str(data), model, tmp / "processed", tmp / "runs", ["train.epochs=1"])
         train_job(cfg, 0, "cpu")
-        found[name] = next((tmp / "runs").glob(f"user-own-{name}/{model}/seed0/checkpoint.pt"))
+        found[name] = next((tmp / "runs").glob(f"user-own-{name}-*/{model}/seed0/checkpoint.pt"))
     return found
 
 
