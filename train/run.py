@@ -5,6 +5,7 @@ import time
 import torch
 
 from common.io import write_json
+from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
@@ -40,6 +41,7 @@ def make_train_loader(dataset, tcfg, seed, graphed=False):
 def train_job(cfg, seed, device_name="auto"):
     """Train one seed; test the validation-selected checkpoint; write the run folder. Returns test metrics."""
     set_threads(cfg.train.num_threads)
+    kernels.use(cfg.train.kernels)
     out = run_dir(cfg, seed)
     logger = make_logger()
     log = logger.info

@@ -3,11 +3,11 @@ dropout -> linear, cross-entropy."""
 from dataclasses import dataclass
 
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_bert
-from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel
 
