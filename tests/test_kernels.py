@@ -12,6 +12,7 @@ from src.blocks import RNNEncoder
 from src.kernels.gru import held_state_gru, stepwise_gru
 from src.layers import CapsuleHead
 from train.cuda_graphs import can_use
+from train.inference.api import SentimentClassifier
 
 TOLERANCE = {torch.float64: dict(rtol=1e-10, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -65,6 +66,13 @@ def test_cuda_graphs_are_chosen_only_with_the_fast_kernels():
     assert can_use(model, cfg.train, cuda)
     reference = compose_cfg(overrides=["train.kernels=reference"]).train
     assert not can_use(model, reference, cuda)
+
+
+def test_a_classifier_applies_the_switch_its_run_was_trained_with():
+    cfg = compose_cfg(overrides=["train.kernels=reference"])
+    with kernels.using("fast"):
+        SentimentClassifier(tiny_capsnet(cfg)[0], None, cfg, torch.device("cpu"))
+        assert kernels.current() == "reference"
 
 
 # --- src/kernels/gru.py: CapsNet's BiGRU (Eq. 2) ---------------------------------------------------
