@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 } 2>&1 | tee "$OUT/env.txt"
 
 echo "== 1. CUDA tests"
-$PY -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_gru.py 2>&1 | tail -25 | tee "$OUT/tests.txt"
+$PY -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py tests/test_kernels.py 2>&1 | tail -25 | tee "$OUT/tests.txt"
 
 echo "== 2. milliseconds per training step, each way a step can run (benchmarks/gpu_step.py)"
 for dataset in mams-atsa mams-acsa; do

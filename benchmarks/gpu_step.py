@@ -1,7 +1,7 @@
 """Milliseconds per CapsNet training step on CUDA, for each way a step can run: eager or replayed from
 CUDA graphs (train/cuda_graphs.py), with the BiGRU as the packed cuDNN GRU (the earlier CUDA path,
 which reads the lengths back to the host), one cuDNN GRU per direction with rows reversed in place,
-one bidirectional cuDNN GRU per layer holding the state through padding (src/gru.py's CUDA path),
+one bidirectional cuDNN GRU per layer holding the state through padding (src/kernels/gru.py's CUDA path),
 the hand-written stepwise passes (its CPU path), or the reversed rows with the two directions on
 two CUDA streams. Prints one table; asserts nothing.
 
@@ -25,8 +25,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import src.models.capsnet as capsnet_module  # noqa: E402
-from src.gru import held_state_gru, stepwise_gru  # noqa: E402
+import src.kernels as kernels_module  # noqa: E402
+from src.kernels.gru import held_state_gru, stepwise_gru  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.cuda_graphs import GraphedSteps  # noqa: E402
@@ -44,7 +44,7 @@ def packed_gru(gru, inputs, lengths, constant=None):
 
 
 def reversed_rows_gru(gru, inputs, lengths, constant=None, two_streams=False):
-    """The first sync-free CUDA path (commit 245ce3c), src/gru.py's bidirectional_gru through cuDNN
+    """The first sync-free CUDA path (commit 245ce3c), src/kernels/gru.py's bidirectional_gru through cuDNN
     without packing (any device; lengths >= 1), two one-direction calls per layer. The forward
     direction reads a row's real steps before its padding, so padding cannot reach them. The backward
     direction reads each row with its real steps reversed in place (positions len-1, ..., 0, the
@@ -110,7 +110,7 @@ def synchronize(device):
 
 
 def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
-    capsnet_module.bidirectional_gru = ENCODERS[encoder]
+    kernels_module.bidirectional_gru = ENCODERS[encoder]     # what CapsNet.bigru calls (fast kernels on)
     set_seed(0)
     model = build_model(cfg.model_name, cfg.model, data.info()).to(device).train()
     optimizer, scheduler = make_optimizer(model, cfg.train, epochs * len(batches), capturable=graphed)

@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from src import kernels  # noqa: E402
 from src.dataset import make_eval_loader  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
@@ -66,6 +67,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = compose(args.model, args.dataset, None, args.overrides)
+    kernels.use(cfg.train.kernels)      # --set train.kernels=reference profiles the readable layers
     device = pick_device(args.device)
     data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=lambda *_: None)
     set_seed(0)

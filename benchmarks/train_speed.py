@@ -8,6 +8,7 @@ alone, and with the validation pass), peak memory, for this working tree and, wi
     python benchmarks/train_speed.py --devices cuda --models capsnet,capsnet-bert
     python benchmarks/train_speed.py --config configs/experiments/capsnet-proj300.yaml --compare-commit 8e25dce
     python benchmarks/train_speed.py --compare-commit e27622d --epochs 2 --repeats 3   # interleaved, 3 each
+    python benchmarks/train_speed.py --variant train.kernels=reference   # also this tree, readable layers only
 
 Each figure comes from a real `main.py --mode train` run in a subprocess (the command line is
 stable across commits, so an old commit is measured the same way, from a git worktree of it), into
@@ -19,7 +20,8 @@ or data/raw) unless data/processed is current.
 
 On a shared machine a run can meet a slow spell (the development machine's epochs take 5.0-5.5 s in
 quiet spells and 7-8 s in slow ones). With --repeats N each tree trains N times, the trees taking
-turns (A B A B ...), so a spell slows both alike; a row then reports the tree's fastest run (what
+turns (A B A B ...), so a spell slows both alike (a --variant, this tree with one more setting,
+takes its turn as a tree does); a row then reports the tree's fastest run (what
 the code can do) and, in the last column, the median of its runs' training seconds per epoch.
 """
 import argparse
@@ -113,6 +115,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs per tree, the trees taking turns; rows show each tree's fastest run")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="KEY=VALUE for every run")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE",
+                        help="also this tree with this setting (repeatable: one row each)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -120,26 +124,27 @@ def main():
     devices = [d for d in args.devices.split(",") if d != "cuda" or torch.cuda.is_available()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [("this tree", ROOT, None)]
+        trees = [("this tree", ROOT, None, [])]
+        trees += [(f"this tree, {variant}", ROOT, None, [variant]) for variant in args.variant]
         if args.compare_commit:
             old_tree = worktree(args.compare_commit, Path(tmp) / "ref")
-            trees.append((args.compare_commit, old_tree, Path(tmp) / "processed"))
+            trees.append((args.compare_commit, old_tree, Path(tmp) / "processed", []))
         try:
             for model in args.models.split(","):
                 for dataset in args.datasets.split(","):
                     for device in devices:
-                        results = {label: [] for label, _, _ in trees}
+                        results = {label: [] for label, *_ in trees}
                         for turn in range(args.repeats):
-                            for index, (label, tree, processed) in enumerate(trees):
+                            for index, (label, tree, processed, extra) in enumerate(trees):
                                 runs = Path(tmp) / f"runs-{model}-{dataset}-{device}-{index}-{turn}"
                                 results[label].append(run_training(tree, model, dataset, device, args.epochs, runs,
-                                                                   processed, args.threads, args.overrides,
-                                                                   args.config))
+                                                                   processed, args.threads,
+                                                                   args.overrides + extra, args.config))
                                 metrics, _, error = results[label][-1]
                                 outcome = (f"{seconds_per_epoch(results[label][-1]):.2f} s/epoch training" if metrics
                                            else f"failed: {error}")
                                 print(f"{label} {model} {dataset} {device} run {turn + 1}: {outcome}", flush=True)
-                        for label, _, _ in trees:
+                        for label, *_ in trees:
                             rows.append(row(label, model, dataset, device, results[label]))
         finally:
             if args.compare_commit:

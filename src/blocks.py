@@ -3,8 +3,8 @@
   WordEmbedding   word vectors for id tensors (pre-trained, padding id 0)
   AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
                   ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
-  RNNEncoder      LSTM / BiLSTM over a padded batch, so that padding never changes a result (without
-                  packing, src/lstm.py)
+  RNNEncoder      LSTM / BiLSTM over the packed batch, so that padding never changes a result
+  run_packed      a batch-first nn.GRU / nn.LSTM over the packed batch (RNNEncoder, CapsNet's BiGRU)
   RecurrentConfig the hyper-parameters of the plain recurrent baselines (hidden size, dropout, ...)
   WindowConv      a 1-D convolution over word vectors that reports which windows are real
   sequence_mask, masked_max, attend   masks and pooling over real positions
@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from common.schema import spec
 
+from . import kernels
 from .layers import masked_mean, masked_softmax
 from .losses import LossConfig
-from .lstm import reset_state_lstm
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,25 @@ class AspectVector(nn.Module):
         return masked_mean(self.embedding(ids), ids != 0)
 
 
-class RNNEncoder(nn.Module):
-    """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,), clamped to at least 1.
+def run_packed(rnn, inputs, lengths):
+    """(states (B, T, D H), final hidden states (layers * D, B, H)) of the batch-first `rnn` (nn.GRU or
+    nn.LSTM, D directions) over inputs (B, T, I) packed to each row's lengths[b] >= 1 positions:
+    states are zero past a row's length, and nothing there is read. The lengths go to the host."""
+    packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    outputs, final = rnn(packed)
+    states = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.size(1))[0]
+    return states, final[0] if isinstance(final, tuple) else final
 
-    It runs over the padded batch with the state reset to zero on padded steps (src/lstm.py): the
-    states of the packed LSTM, so padding and the other rows of the batch never change a row's
-    states, with no lengths read on the host (CUDA graphs can record it) and one oneDNN or cuDNN
-    call. Returns
+
+class RNNEncoder(nn.Module):
+    """A (Bi)LSTM over a padded batch (B, T, d) with real lengths (B,), clamped to at least 1: the
+    packed nn.LSTM, so padding and the other rows of the batch never change a row's states. Returns
       states (B, T, H): every position's state, zeros on padding;
       last (B, H): the last real state; for a BiLSTM [forward state at the last real word ;
       backward state at the first word], i.e. both directions' final states.
-    H = hidden_size, doubled when bidirectional (`output_size`).
+    H = hidden_size, doubled when bidirectional (`output_size`). With the fast kernels on, the same
+    LSTM runs over the padded batch with its state reset on padding (src/kernels/lstm.py): one
+    oneDNN or cuDNN call and no lengths read on the host, which CUDA graphs need.
     """
 
     def __init__(self, input_size, hidden_size, bidirectional=False):
@@ -113,7 +122,11 @@ class RNNEncoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
 
     def forward(self, inputs, lengths):
-        return reset_state_lstm(self.lstm, inputs, lengths.clamp(min=1))
+        lengths = lengths.clamp(min=1)
+        if kernels.enabled("lstm"):
+            return kernels.reset_state_lstm(self.lstm, inputs, lengths)
+        states, final = run_packed(self.lstm, inputs, lengths)
+        return states, final.transpose(0, 1).reshape(inputs.size(0), -1)   # [forward ; backward] final states
 
 
 class WindowConv(nn.Module):

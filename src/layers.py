@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from common.labels import LABELS
 
-from .dropout import Dropout
+from . import kernels
 from .explain import Traceable, Weights
 
 
@@ -75,7 +75,7 @@ class CapsuleGuidedRouting(Traceable, nn.Module):
         self.guide = nn.Parameter(torch.empty(num_classes, capsule_size))
         self.weight = nn.Parameter(torch.empty(capsule_size, capsule_size))
         self.scale = nn.Parameter(torch.tensor(float(scale_init)))
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         nn.init.xavier_uniform_(self.weight)
         if sentiment is None:
             nn.init.xavier_uniform_(self.guide)
@@ -85,16 +85,12 @@ class CapsuleGuidedRouting(Traceable, nn.Module):
 
     def forward(self, primary, norm_weights):
         # primary (B, T, d), norm_weights (B, T) with zeros on padding
-        routing = torch.softmax(primary @ self.guide_keys(), dim=-1)  # (B, T, C), Eq. 5
+        guide_keys = self.weight @ squash(self.guide).t()             # W_r z_j, z_j = squash(G_j): (d, C)
+        routing = torch.softmax(primary @ guide_keys, dim=-1)          # w_ij (B, T, C), Eq. 5
         self.keep("routing", routing)
-        routing = routing * norm_weights.unsqueeze(-1) * self.scale
+        routing = routing * norm_weights.unsqueeze(-1) * self.scale    # s u_i w_ij
         capsules = routing.transpose(1, 2) @ primary                   # (B, C, d), Eq. 6
         return squash(self.dropout(capsules))
-
-    def guide_keys(self):
-        """W_r z_j with z_j = squash(G_j): a (d, C) matrix, what each primary capsule is dotted with
-        in Eq. 5 (computed first, so each token's capsule meets C columns, not a d x d matrix)."""
-        return self.weight @ squash(self.guide).t()
 
 
 class DynamicRouting(Traceable, nn.Module):
@@ -109,7 +105,7 @@ class DynamicRouting(Traceable, nn.Module):
         self.weight = nn.Parameter(torch.empty(num_classes, capsule_size, capsule_size))
         self.scale = nn.Parameter(torch.tensor(float(scale_init)))
         self.iterations = iterations
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
         for matrix in self.weight.data:
             nn.init.xavier_uniform_(matrix)
 
@@ -137,12 +133,9 @@ def make_routing(kind, capsule_size, num_classes, scale_init, dropout, sentiment
 class CapsuleHead(Traceable, nn.Module):
     """From encoder states and an aspect vector to class capsule lengths (Eqs. 3-6):
     primary capsules p_i = squash(W_p h_i + b_p), aspect capsule c = squash(W_a a + b_a),
-    aspect-aware normalisation, then the routing (capsule-guided by default, or dynamic).
-
-    When the states are narrower than the capsules (CapsNet: 100-d states, 300-d capsules) and the
-    routing is capsule-guided with no dropout on W_p h, the head never forms the (B, T, 300) primary
-    capsules: everything Eqs. 4-6 do with p_i is linear in it, so it runs in the state space
-    (`_forward_in_state_space`). The same function, in a third of the arithmetic."""
+    aspect-aware normalisation u_i (Eq. 4), then the routing (capsule-guided, Eqs. 5-6, by default,
+    or dynamic). Where src/kernels/capsule_head.py applies (guided routing, states narrower than the
+    capsules) and the fast kernels are on, it computes the same function without forming p_i."""
 
     def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None,
                  routing="guided", iterations=3, capsule_dropout=0.0):
@@ -150,45 +143,19 @@ class CapsuleHead(Traceable, nn.Module):
         self.primary = nn.Linear(state_size, capsule_size)
         self.aspect = nn.Linear(aspect_size, capsule_size)
         # dropout on W_p h_i and W_a a before the squash (the authors' CapsNet-BERT); 0 = none
-        self.capsule_dropout = Dropout(capsule_dropout) if capsule_dropout else nn.Identity()
+        self.capsule_dropout = nn.Dropout(capsule_dropout) if capsule_dropout else nn.Identity()
         self.normalise = BilinearAttention(capsule_size, capsule_size)
         self.routing = make_routing(routing, capsule_size, num_classes, scale_init, dropout, sentiment, iterations)
-        self.in_state_space = routing == "guided" and not capsule_dropout and state_size < capsule_size
 
     def forward(self, states, mask, aspect):
-        if self.in_state_space:
-            return self._forward_in_state_space(states, mask, aspect)
-        primary = squash(self.capsule_dropout(self.primary(states)))       # (B, T, d)
-        aspect_capsule = squash(self.capsule_dropout(self.aspect(aspect)))  # (B, d)
-        norm_weights = self.normalise(primary, aspect_capsule, mask)
+        if kernels.enabled("capsule_head") and kernels.capsule_head_applies(self):
+            return kernels.capsule_head(self, states, mask, aspect)
+        primary = squash(self.capsule_dropout(self.primary(states)))       # p_i (B, T, d), Eq. 3
+        aspect_capsule = squash(self.capsule_dropout(self.aspect(aspect)))  # c (B, d), Eq. 3
+        norm_weights = self.normalise(primary, aspect_capsule, mask)       # u_i (B, T), Eq. 4
         self.keep("u", norm_weights)
-        capsules = self.routing(primary, norm_weights)
+        capsules = self.routing(primary, norm_weights)                     # v_j (B, C, d), Eqs. 5-6
         return capsules.norm(dim=-1)                    # (B, C) class scores = capsule lengths
-
-    def _forward_in_state_space(self, states, mask, aspect, eps=1e-9):
-        """forward() for capsule-guided routing, without forming the primary capsules. With
-        q_i = W_p h_i + b_p, the primary capsule is p_i = f_i q_i, f_i the squash factor of |q_i|^2
-        = h_i^T (W_p^T W_p) h_i + 2 (W_p^T b_p) . h_i + |b_p|^2. Then p_i . k = f_i (h_i . W_p^T k + b_p . k)
-        for Eq. 4 (k = W c) and Eq. 5 (k = W_r z_j), and the sum of Eq. 6 is
-        sum_i w_ij p_i = W_p (sum_i w_ij f_i h_i) + b_p sum_i w_ij f_i: products with D-vectors, not d."""
-        weight, bias = self.primary.weight, self.primary.bias             # (d, D), (d,)
-        size2 = ((states @ (weight.t() @ weight)) * states).sum(-1) + 2 * (states @ (weight.t() @ bias))
-        size2 = (size2 + bias @ bias).clamp(min=0.0)                      # |q_i|^2, (B, T)
-        factor = size2 / (1.0 + size2) / torch.sqrt(size2 + eps)          # squash: p_i = factor_i q_i
-
-        def dot_primary(keys):                              # p_i . k for keys (B, d, K) or (d, K)
-            return factor.unsqueeze(-1) * (states @ (weight.t() @ keys) + (bias @ keys).unsqueeze(-2))
-
-        aspect_capsule = squash(self.aspect(aspect))                      # (B, d)
-        query = self.normalise.query_vector(aspect_capsule).unsqueeze(-1)  # W c, (B, d, 1)
-        norm_weights = masked_softmax(dot_primary(query).squeeze(-1), mask, dim=1)   # Eq. 4
-        self.keep("u", norm_weights)
-        routing = self.routing
-        coupling = torch.softmax(dot_primary(routing.guide_keys()), dim=-1)   # Eq. 5, (B, T, C)
-        routing.keep("routing", coupling)
-        pooled = coupling * (norm_weights * factor * routing.scale).unsqueeze(-1)   # w_ij f_i
-        capsules = torch.bmm(pooled.transpose(1, 2), states) @ weight.t() + pooled.sum(1).unsqueeze(-1) * bias
-        return squash(routing.dropout(capsules)).norm(dim=-1)             # Eq. 6; (B, C) capsule lengths
 
 
 def capsule_explanation(trace, head, field, show=None):

@@ -1,17 +1,17 @@
 """CUDA graphs for training steps and validation forwards (train/cuda_graphs.py) and what they rely
 on: batch widths rounded up for fewer shapes (src/dataset.py), the sync-free BiGRU on CUDA
-(src/gru.py), and when they are used. The tests marked `cuda` need a GPU (CI has none; they run on
+(src/kernels/gru.py), and when they are used. The tests marked `cuda` need a GPU (CI has none; they run on
 the device machine: benchmarks/gpu_speed.sh, results in docs/RESULTS.md)."""
 import dataclasses
 
 import pytest
 import torch
 
-from conftest import compose_cfg, model_setup, model_tasks, packed_reference, tiny_capsnet
+from conftest import compose_cfg, model_setup, model_tasks, tiny_capsnet
 from data_process.fields import length_field
 from src.blocks import RNNEncoder
 from src.dataset import make_eval_loader, make_loader
-from src.gru import bidirectional_gru
+from src.kernels import bidirectional_gru, using
 from src.models import MODELS
 from train.cuda_graphs import GraphedForward, GraphedSteps, can_use
 from train.trainer import make_optimizer, predict_scores, train_step, update
@@ -246,7 +246,11 @@ def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional)
         ((states * weights.to(device)).sum() + (last * last).sum()).backward()
         return [t.detach().cpu() for t in (states, last, x.grad, *[p.grad for p in e.parameters()])]
 
-    expected = run("cpu", lambda e, x, n: packed_reference(e.lstm, x, n))     # the definition
+    def packed(e, x, n):                   # the definition: RNNEncoder's packed nn.LSTM
+        with using("reference"):
+            return e(x, n)
+
+    expected = run("cpu", packed)
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         got = run("cuda", lambda e, x, n: e(x, n))
     for a, b in zip(got, expected):

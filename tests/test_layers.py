@@ -6,7 +6,7 @@ import torch
 
 from common.errors import UserError
 from common.schema import build
-from src.layers import BilinearAttention, CapsuleHead, masked_softmax, squash, standardise_guide
+from src.layers import BilinearAttention, masked_softmax, squash, standardise_guide
 from src.losses import LossConfig, make_loss, margin_loss
 
 # --- squash -----------------------------------------------------------------------------------
@@ -194,36 +194,3 @@ def test_standardise_guide_projection_roughly_keeps_angles_between_rows():
     cos_in = torch.nn.functional.cosine_similarity(matrix.unsqueeze(1), matrix.unsqueeze(0), dim=-1)
     cos_out = torch.nn.functional.cosine_similarity(out.unsqueeze(1), out.unsqueeze(0), dim=-1)
     assert torch.allclose(cos_out, cos_in, atol=0.25)
-
-
-def test_capsule_head_in_state_space_gives_the_primary_capsule_path_values_gradients_and_traces():
-    """CapsNet's head (100-d states, 300-d capsules) skips forming the primary capsules; in float64 it
-    must give the same capsule lengths, gradients and kept weights as Eqs. 3-6 computed directly."""
-    torch.manual_seed(0)
-    head = CapsuleHead(10, 5, 16, 3, 4.0, 0.0).double()
-    assert head.in_state_space
-    states = torch.randn(4, 7, 10, dtype=torch.float64, requires_grad=True)
-    aspect = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
-    mask = torch.arange(7)[None, :] < torch.tensor([7, 3, 1, 5])[:, None]
-
-    def run(in_state_space):
-        head.in_state_space = in_state_space
-        head.zero_grad()
-        states.grad = aspect.grad = None
-        head._trace = {}
-        head.routing._trace = head._trace
-        lengths = head(states, mask, aspect)
-        (lengths * torch.arange(1.0, 4.0, dtype=torch.float64)).sum().backward()
-        grads = [states.grad.clone(), aspect.grad.clone()] + [p.grad.clone() for p in head.parameters()]
-        return [lengths.detach(), head._trace["u"], head._trace["routing"]] + grads
-
-    fast, direct = run(True), run(False)
-    assert len(fast) == len(direct)
-    for a, b in zip(fast, direct):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-
-
-def test_capsule_head_keeps_the_primary_capsules_where_the_shortcut_does_not_apply():
-    assert not CapsuleHead(600, 300, 300, 3, 4.0, 0.0).in_state_space               # states wider
-    assert not CapsuleHead(10, 5, 16, 3, 4.0, 0.0, routing="dynamic").in_state_space
-    assert not CapsuleHead(10, 5, 16, 3, 4.0, 0.0, capsule_dropout=0.1).in_state_space

@@ -10,7 +10,6 @@ import torch
 from common.errors import UserError
 from conftest import DATASET_OF, SENTENCES, model_setup, model_tasks
 from data_process.fields import length_field
-from src.dropout import Dropout
 from src.models import MODELS, build_model
 from train.checkpoint import load_checkpoint, save_checkpoint
 from train.config import CONFIG_ROOT, compose
@@ -81,17 +80,6 @@ def test_model_scores_of_a_sentence_do_not_depend_on_the_rest_of_the_batch(name,
         alone[k] = row
     with torch.no_grad():
         assert torch.allclose(model(batch)[shortest], model(alone)[0], atol=1e-5)
-
-
-@pytest.mark.parametrize("name,task", MODEL_TASKS)
-def test_model_dropout_outside_the_bert_backbone_is_src_dropout(name, task, tiny_bert):
-    """Every model draws its CPU dropout masks one way (src/dropout.Dropout: nn.Dropout's numbers,
-    faster); only the BERT backbone keeps transformers' own dropout modules."""
-    model, *_ = model_setup(name, task, tiny_bert)
-    plain = [module_name for module_name, module in model.named_modules()
-             if isinstance(module, torch.nn.Dropout) and not isinstance(module, Dropout)
-             and not module_name.startswith("bert.")]
-    assert plain == []
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -21,7 +21,9 @@ which changes nothing for a padding-invariant model and leaves an epoch a handfu
   step, so they are one training run, and a validation replay reads the current weights.
 - Used only where it computes what the eager step computes (`can_use`): on CUDA, for a model that
   declares `cuda_graph_safe` (no host synchronisation or data-dependent shape in its step), at a
-  constant learning rate (a graph keeps the rate it was recorded with), without bf16 autocast.
+  constant learning rate (a graph keeps the rate it was recorded with), without bf16 autocast, with
+  the fast kernels (`train.kernels: fast`: src/kernels' RNNs need no lengths on the host; the
+  reference path's packed RNNs do).
   Dropout draws from the seeded CUDA generator, so a seed fixes a run as before; it is not the eager
   run's sequence of masks.
 """
@@ -33,7 +35,7 @@ import torch
 def can_use(model, tcfg, device):
     """Whether this run's training steps may be replayed from CUDA graphs."""
     return (device.type == "cuda" and tcfg.cuda_graphs and model.cuda_graph_safe
-            and tcfg.warmup_ratio == 0 and not tcfg.amp_bf16)
+            and tcfg.warmup_ratio == 0 and not tcfg.amp_bf16 and tcfg.kernels == "fast")
 
 
 class _Graphs:

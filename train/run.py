@@ -5,6 +5,7 @@ import time
 import torch
 
 from common.io import check_writable_dir, write_json
+from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
@@ -44,6 +45,7 @@ def train_job(cfg, seed, device_name="auto"):
     Everything is written into a staging folder that replaces the run folder only once the run is
     complete (train/run_folder.py), under the run's lock: the previous run survives a failure."""
     set_threads(cfg.train.num_threads)
+    kernels.use(cfg.train.kernels)
     final = run_dir(cfg, seed)
     check_writable_dir(cfg.paths.runs, "paths.runs")
     logger = make_logger()

@@ -33,12 +33,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import WordEmbedding, sequence_mask
-from ..dropout import Dropout
 from ..explain import Traceable, Weights
 from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig

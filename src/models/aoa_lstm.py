@@ -18,11 +18,11 @@ Adam); PyTorch's default initialisation.
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, sequence_mask
-from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean, masked_softmax
 from .base import ABSAModel, DataInfo, register
@@ -31,7 +31,7 @@ from .base import ABSAModel, DataInfo, register
 @register("aoa-lstm")
 class AOALSTM(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
-from ..dropout import Dropout
 from ..explain import Weights
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo, register
@@ -48,7 +48,7 @@ from .base import ABSAModel, DataInfo, register
 @register("at-lstm")
 class ATLSTM(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     @dataclass(frozen=True)
     class Config:

@@ -3,11 +3,11 @@
 from dataclasses import dataclass
 
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_backbone
-from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel, register
 

@@ -14,11 +14,11 @@ vectors and on r; PyTorch's default initialisation; Adam (MAMS shared).
 """
 
 import torch.nn as nn
+from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
-from ..dropout import Dropout
 from ..explain import Weights
 from .base import ABSAModel, DataInfo, register
 
@@ -26,7 +26,7 @@ from .base import ABSAModel, DataInfo, register
 @register("bilstm-attn")
 class BiLSTMAttn(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

@@ -15,8 +15,8 @@ import torch.nn as nn
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..dropout import Dropout
-from ..gru import bidirectional_gru
+from .. import kernels
+from ..blocks import run_packed
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel, register
@@ -25,7 +25,7 @@ from .base import ABSAModel, register
 @register("capsnet", "capsnet-dr")
 class CapsNet(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # its BiGRU on CUDA needs no lengths on the host (src/gru.py)
+    cuda_graph_safe = True   # its fast BiGRU on CUDA needs no lengths on the host (src/kernels/gru.py)
 
     @dataclass(frozen=True)
     class Config:
@@ -60,7 +60,7 @@ class CapsNet(ABSAModel):
         # Not the paper's design: widen word vectors before the encoder (null keeps the paper's).
         self.projection = nn.Linear(word_size, cfg.embed_projection) if cfg.embed_projection else None
         width = cfg.embed_projection or word_size
-        self.dropout = Dropout(cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
         # Eq. 2: BiGRU over [E_i ; a], hidden size = word width, plus the word-vector residual.
         self.encoder = nn.GRU(2 * width, width, num_layers=cfg.num_layers, bidirectional=True, batch_first=True)
         self.head = CapsuleHead(2 * width, width, cfg.capsule_size, info.num_classes, cfg.routing_scale,
@@ -82,9 +82,17 @@ class CapsNet(ABSAModel):
         ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
         words = self.dropout(self._words(ids))                    # (B, T, w)
         aspect = self.dropout(self.aspect_vector(batch))          # (B, w)
-        states = bidirectional_gru(self.encoder, words, lengths, constant=aspect)   # reads [E_i ; a]
+        states = self.bigru(words, lengths, aspect)
         states = self.dropout(states + words.repeat(1, 1, 2))     # residual to both directions
         return states, ids != 0, aspect
+
+    def bigru(self, words, lengths, aspect):
+        """Eq. 2: the BiGRU's states (B, T, 2w) over [E_i ; a], zeros past each row's length."""
+        lengths = lengths.clamp(min=1)
+        if kernels.enabled("gru"):
+            return kernels.bidirectional_gru(self.encoder, words, lengths, constant=aspect)
+        inputs = torch.cat([words, aspect.unsqueeze(1).expand(-1, words.size(1), -1)], dim=-1)
+        return run_packed(self.encoder, inputs, lengths)[0]
 
     def forward(self, batch):
         return self.head(*self.encode(batch))

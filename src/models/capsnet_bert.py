@@ -8,11 +8,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_backbone
-from ..dropout import Dropout
 from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
 from ..losses import LossConfig
 from .base import ABSAModel, register

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import AspectVector, WindowConv, WordEmbedding, masked_max, sequence_mask
-from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo, register
 

@@ -19,11 +19,11 @@ under Adam); PyTorch's default initialisation instead of the paper's uniform one
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
-from ..dropout import Dropout
 from ..explain import Weights
 from ..layers import masked_mean
 from .base import ABSAModel, DataInfo, register
@@ -32,7 +32,7 @@ from .base import ABSAModel, DataInfo, register
 @register("ian")
 class IAN(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

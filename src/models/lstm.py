@@ -10,18 +10,18 @@ PyTorch's default initialisation; Adam (MAMS shared).
 """
 
 import torch.nn as nn
+from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
-from ..dropout import Dropout
 from .base import ABSAModel, DataInfo, register
 
 
 @register("lstm")
 class LSTM(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

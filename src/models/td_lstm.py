@@ -14,18 +14,18 @@ instead of uniform(-0.003, 0.003); Adam (MAMS shared) instead of SGD; GloVe 6B 5
 
 import torch
 import torch.nn as nn
+from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
 from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
-from ..dropout import Dropout
 from .base import ABSAModel, DataInfo, register
 
 
 @register("td-lstm")
 class TDLSTM(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its LSTMs are not packed: src/lstm.py)
+    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

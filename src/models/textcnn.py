@@ -21,12 +21,12 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn import Dropout
 
 from common.schema import spec
 from data_process.fields import InputSpec
 
 from ..blocks import WindowConv, WordEmbedding, masked_max, sequence_mask
-from ..dropout import Dropout
 from ..losses import LossConfig
 from .base import ABSAModel, DataInfo, register
 

@@ -40,8 +40,9 @@ PAPER_FILE = CONFIG_ROOT / "paper_table3.yaml"
 # machine finishes (the plan of every run is built in memory).
 MAX_SEEDS, MAX_JOBS = 100, 256
 # Config keys that do not change a run's result, left out when a stored config is compared
-# (data.max_words limits only predict / explain).
-IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("data", "max_words"))
+# (data.max_words limits only predict / explain; train.kernels picks between formulations that
+# tests/test_kernels.py holds equal).
+IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("data", "max_words"))
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from common.errors import UserError
 from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
+from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import MODELS, DataInfo, build_model
 
@@ -105,6 +106,7 @@ class SentimentClassifier:
     def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None):
         self.model, self.encoder, self.cfg, self.device = model.to(device).eval(), encoder, cfg, device
         self.checkpoint, self.fingerprints, self.seed = checkpoint, fingerprints or {}, seed
+        kernels.use(cfg.train.kernels)   # the run's choice (src/kernels), for every model of this process
 
     @classmethod
     def load(cls, checkpoint, device="cpu"):

@@ -1,4 +1,5 @@
-"""The baselines' (Bi)LSTM over a padded batch without packing (src/blocks.RNNEncoder).
+"""The baselines' (Bi)LSTM over a padded batch without packing: the fast form of the packed
+nn.LSTM in src/blocks.RNNEncoder.
 
 Packing needs the lengths on the host, so a packed LSTM makes every GPU training step wait for the
 device and cannot be recorded in a CUDA graph (train/cuda_graphs.py); on a CPU, torch runs a packed

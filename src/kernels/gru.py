@@ -1,4 +1,5 @@
-"""The bidirectional GRU encoder of Eq. 2 over a padded batch, with the parameters of an nn.GRU.
+"""CapsNet's bidirectional GRU (Eq. 2) over a padded batch, with the parameters of an nn.GRU: the
+fast form of the packed nn.GRU in src/models/capsnet.py (CapsNet.encode).
 
 `bidirectional_gru(gru, inputs, lengths, constant)` returns what the batch-first bidirectional
 nn.GRU `gru` gives over the packed batch: both directions' states, (B, T, 2H), zeros past each row's
@@ -87,7 +88,7 @@ def kernel_over_padding(kernel, rnn, layer, x, padded, state, column):
     """Outputs (B, T, D H) of one layer of the batch-first `rnn` (D directions) as one call of its
     kernel (_VF.gru or _VF.lstm: cuDNN, oneDNN or torch's own) over x (B, T, I), every step's input
     widened by the feature `padded` (B, T, 1), weighted by `column` (G H, 1: one weight per gate row)
-    in each direction; `state` is the start state. held_state_gru and src/lstm.py's reset_state_lstm
+    in each direction; `state` is the start state. held_state_gru and lstm.py's reset_state_lstm
     pin gates on padded steps this way. The widened weights are not the module's flat cuDNN buffer:
     cuDNN copies them in at each call (a few small copies), and its warning that it does so is
     silenced."""
