@@ -20,7 +20,7 @@ import torch.nn as nn
 from common.schema import spec
 from data_process.fields import InputSpec
 from src.blocks import WordEmbedding, sequence_mask
-from src.dropout import Dropout
+from torch.nn import Dropout
 from src.losses import LossConfig
 from src.models import ABSAModel, DataInfo, register
 
