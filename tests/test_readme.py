@@ -27,7 +27,7 @@ def fenced_blocks(language):
     """(heading, body) of each ```language block of README.md, the heading being the section's."""
     text = README.read_text(encoding="utf-8")
     blocks, heading = [], None
-    for match in re.finditer(r"^(#+ .*)$|^```" + language + r"\n(.*?)^```", text, re.M | re.S):
+    for match in re.finditer(r"^(#+ [^\n]*)$|^```" + language + r"\n(.*?)^```", text, re.M | re.S):
         if match.group(1):
             heading = match.group(1).lstrip("# ").strip()
         else:
@@ -47,6 +47,7 @@ def readme_commands():
 
 
 def test_every_readme_command_is_run_here_or_named_as_covered():
+    assert len(readme_commands()) >= 5 and len(fenced_blocks("python")) == 1   # the parser finds them
     assert "def test_the_readmes_own_data_example_works_as_written" in OWN_DATA_TEST.read_text(encoding="utf-8")
     for command in readme_commands():
         assert command in COVERED or command.startswith("python main.py "), command
