@@ -8,7 +8,8 @@ Examples:
     python main.py --mode explain --text "The food was great but the service slow." --aspect service
     python main.py --mode reproduce --jobs 2                      # the paper's Table 3, 5 seeds per cell
     python main.py --mode compare --models capsnet-bert,bert      # is the difference real? (docs/STATISTICS.md)
-    python main.py --mode results                                 # docs/RESULTS.md from runs/ and results/
+    python main.py --mode results                                 # the results page: your runs + the published ones
+    python main.py --mode publish                                 # finished runs -> results/ and docs/RESULTS.md
     python main.py --mode serve --checkpoint runs/mams-atsa/capsnet/seed0/checkpoint.pt   # docs/SERVING.md
 """
 import argparse
@@ -16,7 +17,7 @@ import argparse
 from common.errors import UserError, run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "serve", "report", "stats", "reproduce",
-         "table", "compare", "results")
+         "table", "compare", "results", "publish")
 SEED_RANGE = (0, 2**32 - 1)   # a seed is a 32-bit number (numpy's limit)
 
 
@@ -51,9 +52,10 @@ def parse_args(argv=None):
     parser.add_argument("--aspect", action="append", default=[],
                         help="predict/explain: an aspect term or category (repeatable)")
     parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them "
-                        "(default: <run folder>/explain/); results: the page (default docs/RESULTS.md)")
+                        "(default: <run folder>/explain/); results: the page (default <--results>/RESULTS.md)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
-    parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
+    parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date; "
+                        "publish: replace published runs that hold another result")
     parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
                         "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
     parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
@@ -66,8 +68,11 @@ def parse_args(argv=None):
                       "(default 1, at most 256)")
     grid.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or Ray tasks")
     grid.add_argument("--address", help="ray: the cluster address HOST:PORT (default: start a local Ray)")
-    grid.add_argument("--results", default="results", help="folder of table3.{md,csv,tex,png}; results: the folder "
-                      "the page reads (default results)")
+    grid.add_argument("--results", help="reproduce / table / results: the folder your tables and page go to "
+                      "(default <paths.runs>/results; the committed results/ is written by --mode publish only)")
+    grid.add_argument("--published", help="the published runs the grid, table, "
+                      "compare and results read beside your run folders (default results/predictions; "
+                      "'none': your run folders only)")
     return check_args(parser.parse_args(argv))
 
 
@@ -79,18 +84,30 @@ def main(argv=None):
         names = [args.dataset] if args.dataset else None
         print(stats_job(names, lambda name: compose(args.model, name, args.config, args.overrides)), end="")
         return 0
+    from train.experiments.runs import PUBLISHED_ROOT
+    published = PUBLISHED_ROOT if args.published is None else \
+        None if args.published.strip().lower() == "none" else args.published
     if args.mode in ("reproduce", "table"):
         from train.experiments.jobs import grid_job
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
-                        args.overrides, args.backend, args.address, args.results)
+                        args.overrides, args.backend, args.address, args.results, published)
     if args.mode == "compare":
         from train.experiments.compare import compare_job
-        return compare_job(args.models, args.datasets, args.seeds, args.config, args.overrides)
+        return compare_job(args.models, args.datasets, args.seeds, args.config, args.overrides, published=published)
+    if args.mode == "publish":
+        from train.experiments.publish import publish_job
+        return publish_job(args.models, args.datasets, args.seeds, args.config, args.overrides, args.force)
     cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
     if args.mode == "results":
+        from pathlib import Path
+
+        from common.io import check_writable_dir
         from train.experiments.results_page import results_job
-        print(results_job(cfg.paths.runs, args.results, args.out or "docs/RESULTS.md", args.seeds, args.config,
-                          args.overrides))
+        from train.experiments.runs import REPO_ROOT
+        results = Path(args.results or Path(cfg.paths.runs) / "results")
+        out = Path(args.out) if args.out else results / "RESULTS.md"
+        check_writable_dir(out.parent, "--out")
+        print(results_job(REPO_ROOT / "results", out, args.seeds, args.config, args.overrides, published))
         return 0
 
     if args.mode == "download":

@@ -1,5 +1,6 @@
 """--mode compare (train/experiments/compare.py) and the claims table (train/experiments/claims.py), on
-fabricated run folders (metrics.json with the grid's config, predictions.jsonl) whose answer is known."""
+fabricated run folders (metrics.json with the grid's config, predictions.jsonl) whose answer is known,
+and the crossed bootstrap against a direct computation."""
 import csv
 import json
 
@@ -14,7 +15,15 @@ from common.labels import LABELS
 from conftest import write_finished_run
 from train.experiments import compare
 from train.experiments.claims import holm
-from train.experiments.compare import Settings, compare_cell, hierarchical_bootstrap, joint_table, load_settings
+from train.experiments.compare import (
+    Settings,
+    compare_cell,
+    crossed_bootstrap,
+    instance_codes,
+    instance_draws,
+    load_settings,
+    seed_draws,
+)
 from train.experiments.grid import make_plan
 from train.experiments.jobs import grid_job
 
@@ -23,7 +32,11 @@ A, B = "capsnet", "gcae"
 
 def tiny_plan(tmp_path, datasets=("mams-atsa",), seeds=2, models=(A, B)):
     overrides = [f"paths.runs={tmp_path / 'runs'}", f"paths.processed={tmp_path / 'processed'}"]
-    return make_plan(list(models), list(datasets), seeds, None, overrides), overrides
+    return make_plan(list(models), list(datasets), seeds, None, overrides, published=None), overrides
+
+
+def joint_table(gold, pred_a, pred_b):
+    return compare.joint_table(instance_codes(gold, pred_a, pred_b))
 
 
 def write_run(cell, gold, predicted, keys=None):
@@ -81,12 +94,51 @@ def test_macro_f1_of_a_joint_table_equals_scikit_learn():
         assert compare.accuracy(conf) == pytest.approx(100 * np.mean(gold == pred))
 
 
+def test_the_crossed_bootstrap_equals_a_direct_computation_on_a_hand_made_table():
+    # 3 seeds x 12 instances; replicate r draws seeds picks[r] and ONE instance resample idx[r], and scores
+    # every drawn seed on that resample: computed here instance by instance with scikit-learn
+    gold = np.array([0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 2, 1])
+    pred_a = np.array([[0, 1, 2, 0, 1, 0, 0, 0, 1, 2, 1, 1],
+                       [0, 1, 1, 0, 1, 2, 0, 2, 1, 2, 2, 1],
+                       [0, 2, 2, 0, 1, 2, 1, 0, 1, 2, 2, 0]])
+    pred_b = np.array([[0, 0, 2, 1, 1, 0, 0, 0, 2, 2, 1, 1],
+                       [1, 1, 1, 0, 0, 2, 0, 2, 1, 0, 2, 1],
+                       [0, 2, 0, 0, 1, 2, 1, 1, 1, 2, 0, 0]])
+    codes = np.stack([instance_codes(gold, a, b) for a, b in zip(pred_a, pred_b)])
+    resamples, seed = 60, 4
+    acc, f1 = crossed_bootstrap(codes, [compare.accuracy_difference, compare.macro_f1_difference], resamples, seed)
+    idx, picks = instance_draws(12, 0, resamples, seed), seed_draws(3, resamples, seed)
+
+    def f1_of(y, p):
+        return 100 * f1_score(y, p, labels=[0, 1, 2], average="macro", zero_division=0)
+    direct_acc = [np.mean([100 * (np.mean(pred_a[j][i] == gold[i]) - np.mean(pred_b[j][i] == gold[i]))
+                           for j in picks[r]]) for r, i in enumerate(idx)]
+    direct_f1 = [np.mean([f1_of(gold[i], pred_a[j][i]) - f1_of(gold[i], pred_b[j][i]) for j in picks[r]])
+                 for r, i in enumerate(idx)]
+    assert acc == pytest.approx(direct_acc, abs=1e-9)
+    assert f1 == pytest.approx(direct_f1, abs=1e-9)
+    assert len(set(map(tuple, picks))) > 1 and len(set(map(tuple, idx))) == resamples   # both factors vary
+
+
+def test_seeds_share_one_instance_resample_so_identical_seeds_do_not_narrow_the_interval():
+    # five copies of one seed carry no more information about the test set than the seed alone: the
+    # crossed draw gives exactly the one-seed replicates (independent draws per seed would shrink the
+    # interval by about sqrt(5))
+    rng = np.random.default_rng(9)
+    gold = rng.integers(0, 3, 300)
+    codes = instance_codes(gold, noisy(rng, gold, 0.75), noisy(rng, gold, 0.7))[None]
+    one, = crossed_bootstrap(codes, [compare.accuracy_difference], 4000, seed=2)
+    five, = crossed_bootstrap(np.repeat(codes, 5, axis=0), [compare.accuracy_difference], 4000, seed=2)
+    assert np.array_equal(one, five)
+    assert np.std(one) > 1.0                                   # the test set's noise is still there
+
+
 def test_one_seed_bootstrap_interval_matches_scipy_paired_percentile_bootstrap():
     rng = np.random.default_rng(5)
     gold = rng.integers(0, 3, 400)
     pred_a, pred_b = noisy(rng, gold, 0.8), noisy(rng, gold, 0.7)
-    replicates, = hierarchical_bootstrap(joint_table(gold, pred_a, pred_b)[None], [compare.accuracy_difference],
-                                         20000, seed=0)
+    replicates, = crossed_bootstrap(instance_codes(gold, pred_a, pred_b)[None], [compare.accuracy_difference],
+                                    20000, seed=0)
     ours, _ = compare.percentile_test(replicates)
     right_a, right_b = 100.0 * (pred_a == gold), 100.0 * (pred_b == gold)
     scipy_ci = stats.bootstrap((right_a, right_b), lambda x, y: np.mean(x - y), paired=True, vectorized=False,
@@ -94,20 +146,21 @@ def test_one_seed_bootstrap_interval_matches_scipy_paired_percentile_bootstrap()
     assert ours == pytest.approx([scipy_ci.low, scipy_ci.high], abs=0.5)   # two Monte Carlo estimates
 
 
-def test_one_model_interval_by_binomial_draws_matches_the_general_bootstrap():
+def test_one_model_interval_of_one_seed_is_the_binomial_interval_of_its_accuracy():
     rng = np.random.default_rng(8)
-    gold = rng.integers(0, 3, (3, 300))
-    tables = np.stack([joint_table(g, noisy(rng, g, a), noisy(rng, g, a)) for g, a in zip(gold, (0.6, 0.7, 0.8))])
-    general, = hierarchical_bootstrap(tables, [lambda t: compare.accuracy(compare.confusions(t)[0])], 20000, seed=0)
-    assert compare.accuracy_interval(tables, Settings(0, 20000, 0.05)) == pytest.approx(
-        np.percentile(general, [2.5, 97.5]), abs=0.5)
+    gold = rng.integers(0, 3, 1000)
+    pred = noisy(rng, gold, 0.7)
+    p = np.mean(pred == gold)
+    low, high = compare.accuracy_interval(instance_codes(gold, pred, pred)[None], Settings(0, 20000, 0.05))
+    half = 100 * 1.96 * np.sqrt(p * (1 - p) / 1000)
+    assert (low, high) == pytest.approx((100 * p - half, 100 * p + half), abs=0.3)
 
 
 def test_the_bootstrap_is_seeded():
     rng = np.random.default_rng(0)
-    gold = rng.integers(0, 3, (2, 300))
-    tables = np.stack([joint_table(g, noisy(rng, g, 0.75), noisy(rng, g, 0.72)) for g in gold])
-    runs = [hierarchical_bootstrap(tables, [compare.accuracy_difference], 3000, seed=s)[0] for s in (7, 7, 8)]
+    gold = rng.integers(0, 3, 300)
+    codes = np.stack([instance_codes(gold, noisy(rng, gold, 0.75), noisy(rng, gold, 0.72)) for _ in range(2)])
+    runs = [crossed_bootstrap(codes, [compare.accuracy_difference], 3000, seed=s)[0] for s in (7, 7, 8)]
     assert np.array_equal(runs[0], runs[1])
     assert compare.percentile_test(runs[0]) == compare.percentile_test(runs[1])
     assert not np.array_equal(runs[0], runs[2])
@@ -244,7 +297,7 @@ def test_table_mode_writes_the_claims_the_seed_plot_and_marks_a_best_row_not_bet
         write_run(cell_of(plan, model, "mams-atsa", seed), gold, pred)
     results = tmp_path / "results"
     assert grid_job("table", ",".join(models), "mams-atsa", 2, 1, "cpu", None, overrides, "local", None,
-                    str(results)) == 0
+                    str(results), published=None) == 0
     assert "claims: 1 of 4 hold here" in capsys.readouterr().out
     with open(results / "claims.csv", encoding="utf-8") as f:
         rows = {(r["a"], r["claim_b"]): r for r in csv.DictReader(f)}

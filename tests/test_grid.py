@@ -263,7 +263,7 @@ def test_table_from_fabricated_runs(tmp_path):
     out = tmp_path / "results"
     markdown, results = render_table(plan, out)
 
-    assert "glove-6b-50d" in markdown and "cpu" in markdown and "commit:" in markdown
+    assert "glove-6b-50d" in markdown and "cpu" in markdown and "commit(s) the runs trained at:" in markdown
     assert "the paper reports no such number" in markdown
     assert "left out: 1 run(s) whose metrics.json holds another config" in markdown
     assert [c.stale for c in results if (c.model, c.dataset) == ("capsnet-dr", "mams-atsa")] == [1]

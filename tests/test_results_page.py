@@ -1,6 +1,7 @@
-"""--mode results (train/experiments/results_page.py): docs/RESULTS.md generated from fabricated run
-folders and results/ files, byte for byte the same on every render; the committed page equals a fresh
-render of the committed files; no tracked file speaks of work sessions or internal issue numbers."""
+"""--mode results (train/experiments/results_page.py): the results page generated from fabricated run
+folders and results/ files, byte for byte the same on every render; the committed docs/RESULTS.md equals
+a fresh render from the published runs alone; no tracked file speaks of work sessions or internal issue
+numbers."""
 import re
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import pytest
 from common.errors import UserError
 from conftest import REPO_ROOT, write_finished_run
 from train.experiments.grid import make_plan
-from train.experiments.results_page import ABLATIONS_HEADER, SPEED_HEADER, render_page, results_job
+from train.experiments.results_page import ABLATIONS_HEADER, SEEDS_PLOT, SPEED_HEADER, render_page, results_job
+from train.experiments.runs import PUBLISHED_ROOT
 
 TABLE3_HEADER = ("model,row,dataset,column,status,n_seeds,seeds,accuracy_mean,accuracy_std,macro_f1_mean,"
                  "macro_f1_std,strict_accuracy_mean,strict_accuracy_std,paper_accuracy,diff,embeddings,bert_path,"
@@ -21,9 +23,14 @@ def overrides(tmp_path):
     return [f"paths.runs={tmp_path / 'runs'}", f"paths.processed={tmp_path / 'processed'}"]
 
 
+def user_plan(tmp_path):
+    """The default grid over the run folders under tmp_path/runs alone (no published runs)."""
+    return make_plan(None, None, 5, None, overrides(tmp_path), published=None)
+
+
 def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False):
     """A fabricated finished run folder (its metrics.json) that the default grid counts as finished."""
-    plan = make_plan([model], [dataset], seed + 1, None, overrides(tmp_path))
+    plan = make_plan([model], [dataset], seed + 1, None, overrides(tmp_path), published=None)
     cell = next(c for c in plan.cells if c.seed == seed)
     metrics = {"model": model, "run_name": cell.cfg.name, "dataset": dataset, "seed": seed, "device": "cpu",
                "test": {"accuracy": accuracy, "macro_f1": accuracy - 1, "strict_accuracy": 40.0},
@@ -34,8 +41,9 @@ def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False
 
 
 def write_results(folder, table3_rows=(), gpu_rows=()):
-    """A results/ folder: ablations.csv, speed.csv, table2.md, claims.md and optional Table 3 CSVs."""
+    """A results/ folder: ablations.csv, speed.csv, table2.md and optional Table 3 CSVs (earlier/, gpu/)."""
     (folder / "gpu").mkdir(parents=True)
+    (folder / "earlier").mkdir(parents=True)
     (folder / "ablations.csv").write_text(
         ",".join(ABLATIONS_HEADER) + "\n"
         "head_lr,one rate,mams-atsa,0,78.44,78.29,abc1234,python main.py --mode train --set model.head_lr=null,CPU\n"
@@ -46,8 +54,7 @@ def write_results(folder, table3_rows=(), gpu_rows=()):
         "2026-01-02,CPU 2 cores,feed123,\"CapsNet: MAMS-ATSA, 20 epochs, fit\",python main.py --mode train,"
         "134.2,s,seed 0\n")
     (folder / "table2.md").write_text("# Table 2\n\nwords\n\n| dataset | split |\n|---|---|\n| mams-atsa | train |\n")
-    (folder / "claims.md").write_text("# Claims\n\n| claim | p |\n|---|---|\n| CapsNet > BERT | 0.0123 |\n")
-    for path, rows in ((folder / "table3.csv", table3_rows), (folder / "gpu" / "table3.csv", gpu_rows)):
+    for path, rows in ((folder / "earlier" / "table3.csv", table3_rows), (folder / "gpu" / "table3.csv", gpu_rows)):
         if rows:
             path.write_text(TABLE3_HEADER + "\n" + "".join(r + "\n" for r in rows))
 
@@ -63,9 +70,10 @@ def test_page_from_run_folders_shows_each_cell_seeds_commit_command_and_is_the_s
     write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.25, commit="aaa1111")
     write_run(tmp_path, "capsnet", "mams-atsa", 1, 73.75, commit="aaa1111")
     write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.95, commit="bbb2222", dirty=True)
-    first = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
-    second = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    first = render_page(user_plan(tmp_path), "results")
+    second = render_page(user_plan(tmp_path), "results")
     assert first == second
+    assert "- source: 3 run folder(s) of your own (paths.runs)" in first
     capsnet_row = next(line for line in first.splitlines() if line.startswith("| CapsNet |"))
     assert "72.50 ± 1.77 (79.776)" in capsnet_row          # mean ± sample std of 71.25 and 73.75
     assert "`python main.py --mode reproduce --models capsnet --seeds 2 --device cpu`" in capsnet_row
@@ -74,11 +82,12 @@ def test_page_from_run_folders_shows_each_cell_seeds_commit_command_and_is_the_s
     assert "- seeds: 0 1 in most cells" in first
     # the GPU table comes from its CSV, with its own seeds and commit
     assert "73.65 ± 0.33 (79.776)" in first and "- commit: cafe999" in first
-    # ablations (a `what` without a title of its own gets a table too), speed, Table 2, claims
+    # ablations (a `what` without a title of its own gets a table too), speed, Table 2, claims, seeds plot
     for text in ("78.44", "81.92 ± 1.64", "abc1234", "def5678", "### new_switch",
                  "`python main.py --mode train --set model.head_lr=null`", "66.01", "134.2 s", "feed123",
-                 "2026-01-02", "| mams-atsa | train |",
-                 "| CapsNet > BERT | 0.0123 |"):
+                 "2026-01-02", "| mams-atsa | train |", "## Claims",
+                 "| ATSA MAMS | CapsNet > best word-vector baseline (ours: TD-LSTM; paper: GCAE) |",
+                 f"]({SEEDS_PLOT})"):
         assert text in first, text
 
 
@@ -87,7 +96,7 @@ def test_cells_from_different_commits_are_flagged_with_their_cells(tmp_path, mon
     write_results(tmp_path / "results")
     write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
     write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.0, commit="bbb2222", dirty=True)
-    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    page = render_page(user_plan(tmp_path), "results")
     assert "**cells from different commits**" in page
     assert "  - aaa1111: CapsNet / ATSA MAMS" in page
     assert "  - bbb2222+dirty: TD-LSTM / ATSA MAMS" in page
@@ -98,18 +107,25 @@ def test_runs_of_one_commit_are_not_flagged(tmp_path, monkeypatch):
     write_results(tmp_path / "results")
     write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
     write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.0, commit="aaa1111")
-    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+    page = render_page(user_plan(tmp_path), "results")
     assert "different commits**" not in page and "- commit: aaa1111 (the runs' metrics.json)" in page
 
 
-def test_without_run_folders_table3_comes_from_the_committed_csv(tmp_path, monkeypatch):
+def test_cells_without_a_run_come_from_the_earlier_csv_and_a_run_replaces_its_cell(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cpu_row = ("memnet,MemNet,mams-atsa,ATSA MAMS,ok,1,0,70.43,,69.52,,41.00,,64.568,5.86,glove-6b-50d,,cpu,"
-               "1234abc")
-    write_results(tmp_path / "results", table3_rows=[cpu_row], gpu_rows=[GPU_ROW])
-    page = render_page(tmp_path / "no-runs", "results", 5, None, overrides(tmp_path))
-    assert "- source: results/table3.csv" in page and "- source: results/gpu/table3.csv" in page
-    assert "| MemNet | 70.43 (64.568) |" in page and "- commit: 1234abc" in page
+    earlier = [("memnet,MemNet,mams-atsa,ATSA MAMS,ok,1,0,70.43,,69.52,,41.00,,64.568,5.86,glove-6b-50d,,cpu,"
+                "1234abc"),
+               ("capsnet,CapsNet,mams-atsa,ATSA MAMS,ok,1,0,73.58,,72.44,,41.00,,79.776,-6.2,glove-6b-50d,,cpu,"
+                "1234abc")]
+    write_results(tmp_path / "results", table3_rows=earlier, gpu_rows=[GPU_ROW])
+    page = render_page(user_plan(tmp_path), "results")
+    assert "- source: results/earlier/table3.csv" in page and "- source: results/gpu/table3.csv" in page
+    assert "| MemNet | 70.43 (64.568) |" in page and "| CapsNet | 73.58 (79.776) |" in page
+    write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
+    page = render_page(user_plan(tmp_path), "results")
+    earlier_table = page.split("### Table 3, CPU, seed 0 at earlier commits")[1].split("###")[0]
+    assert "| MemNet | 70.43 (64.568) |" in earlier_table and "| CapsNet |" not in earlier_table
+    assert "| CapsNet | 71.00 (79.776) |" in page.split("### Table 3, CPU\n")[1]
 
 
 def test_a_results_csv_without_its_columns_is_one_user_error_naming_the_file(tmp_path, monkeypatch):
@@ -117,7 +133,7 @@ def test_a_results_csv_without_its_columns_is_one_user_error_naming_the_file(tmp
     write_results(tmp_path / "results")
     (tmp_path / "results" / "speed.csv").write_text("date,device\n2026-01-01,cpu\n")
     with pytest.raises(UserError, match=r"results/speed\.csv: missing column\(s\) commit, what"):
-        results_job(tmp_path / "runs", "results", tmp_path / "page.md", 5, None, overrides(tmp_path))
+        results_job("results", tmp_path / "page.md", 5, None, overrides(tmp_path), published=None)
     assert not (tmp_path / "page.md").exists()
 
 
@@ -126,14 +142,15 @@ def test_a_table3_csv_with_a_field_that_is_not_a_number_is_one_user_error_naming
     monkeypatch.chdir(tmp_path)
     write_results(tmp_path / "results", gpu_rows=[GPU_ROW.replace("73.65", "n/a%")])
     with pytest.raises(UserError, match=r"results/gpu/table3\.csv: line 2: could not convert"):
-        render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+        render_page(user_plan(tmp_path), "results")
 
 
-def test_committed_results_page_equals_a_fresh_render_of_the_committed_files(tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO_ROOT)
-    page = render_page(tmp_path / "runs", "results", 5, None, overrides(tmp_path))
+def test_committed_results_page_equals_a_fresh_render_from_the_published_runs(tmp_path):
+    # a fresh clone has no run folders: the page comes from the published runs and results/ alone
+    plan = make_plan(None, None, 5, None, overrides(tmp_path), published=PUBLISHED_ROOT)
+    page = render_page(plan, REPO_ROOT / "results")
     assert (REPO_ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8") == page, \
-        "docs/RESULTS.md is stale: run python main.py --mode results and commit it"
+        "docs/RESULTS.md is stale: run python main.py --mode publish and commit it"
 
 
 # Built from pieces so that this file does not match itself.
@@ -152,17 +169,23 @@ def test_no_tracked_file_speaks_of_work_sessions_or_internal_issue_numbers():
     assert not hits, hits
 
 
-def test_mode_results_on_a_bad_csv_is_one_error_line_and_exit_2_then_writes_the_page_once_fixed(tmp_path):
-    results, page = tmp_path / "results", tmp_path / "page.md"
-    write_results(results)
-    (results / "speed.csv").write_text("date,device\n")
-    command = [sys.executable, "main.py", "--mode", "results", "--results", str(results), "--out", str(page),
+def test_mode_results_writes_the_users_page_and_seeds_plot_to_their_folder_and_leaves_docs_alone(tmp_path):
+    before = (REPO_ROOT / "docs" / "RESULTS.md").read_bytes()
+    command = [sys.executable, "main.py", "--mode", "results", "--results", str(tmp_path / "mine"),
+               "--set", f"paths.runs={tmp_path / 'runs'}"]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"results page written to {(tmp_path / 'mine' / 'RESULTS.md').as_posix()}")
+    assert (tmp_path / "mine" / "RESULTS.md").read_bytes() == before     # no run folders: the published page
+    assert (REPO_ROOT / "docs" / "RESULTS.md").read_bytes() == before
+    if "## Claims" in before.decode("utf-8"):
+        assert (tmp_path / "mine" / SEEDS_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mode_results_to_a_folder_it_cannot_write_is_one_error_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    command = [sys.executable, "main.py", "--mode", "results", "--out", str(tmp_path / "file" / "RESULTS.md"),
                "--set", f"paths.runs={tmp_path / 'runs'}"]
     bad = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert bad.returncode == 2 and not page.exists()
-    assert bad.stderr.strip().splitlines() == [f"error: {results / 'speed.csv'}: missing column(s) commit, what, "
-                                               f"command, value, unit, notes (expected {','.join(SPEED_HEADER)})"]
-    (results / "speed.csv").write_text(",".join(SPEED_HEADER) + "\n")
-    good = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert good.returncode == 0, good.stderr
-    assert "## Speed" not in page.read_text(encoding="utf-8") and "## Ablations" in page.read_text(encoding="utf-8")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [f"error: --out {tmp_path / 'file'}: not a folder"]

@@ -1,11 +1,12 @@
 """The paper's claims about Table 3, tested on our runs (written with the table: results/claims.{md,csv}),
 the mark on Table 3 cells whose best row is not significantly better than the runner-up, and the
-per-seed forest plot results/table3_seeds.png (docs/STATISTICS.md).
+per-seed forest plot results/table3_seeds.png with its numbers in results/table3_seeds.csv
+(docs/STATISTICS.md).
 
 Per column the claims are: CapsNet beats the best word-vector baseline (the rows above it in Table 3),
 CapsNet-BERT beats BERT, CapsNet beats CapsNet-DR, CapsNet-BERT beats CapsNet-BERT-DR. Each is tested
-with compare.compare_cell (hierarchical paired bootstrap); Holm's correction runs over the claims of
-one column that could be tested.
+with compare.compare_cell (crossed paired bootstrap); Holm's correction runs over the claims of one
+column that could be tested.
 """
 import csv
 import io
@@ -15,7 +16,7 @@ from pathlib import Path
 from common.errors import UserError
 from common.io import atomic_path, write_text
 
-from .compare import accuracy_interval, compare_cell, load_settings, seed_tables
+from .compare import accuracy_interval, compare_cell, load_settings, seed_codes
 from .table import MISSING, NOT_APPLICABLE, PAPER_FILE, collect, load_paper
 
 BEST_BASELINE = "best word-vector baseline"
@@ -58,6 +59,7 @@ class Claim:
 class Report:
     claims: list
     marks: dict = field(default_factory=dict)   # (model, dataset) -> footnote text for table3.md
+    intervals: list = field(default_factory=list)   # the seeds plot's numbers (seed_intervals)
 
 
 def _name(paper_models, model):
@@ -154,7 +156,7 @@ def _ci(result, key="ci95"):
 
 def render_markdown(claims, columns, paper_models, settings):
     lines = ["# The paper's claims about Table 3, tested on our runs", "",
-             f"- test: hierarchical paired bootstrap over seeds and test instances ({settings.n_resamples} "
+             f"- test: crossed paired bootstrap over seeds and test instances ({settings.n_resamples} "
              f"resamples, seed {settings.seed}); differences in accuracy points, A - B; see docs/STATISTICS.md",
              f"- Holm's correction over the tested claims of one column; a claim holds at Holm p < {settings.alpha}",
              f"- {MISSING} = no value (no runs, or the paper has none)", "",
@@ -192,14 +194,62 @@ def render_csv(claims, columns, paper_models):
     return buffer.getvalue()
 
 
-def render_forest(plan, results, columns, paper_models, settings, path):
-    """One panel per column: each row's seeds (dots), their mean (square) with its 95% hierarchical-
-    bootstrap interval, and the paper's number (cross)."""
+@dataclass
+class SeedInterval:
+    """One row of the seeds plot: a cell's per-seed accuracies, their mean and its 95% interval."""
+    model: str
+    dataset: str
+    status: str               # 'ok', 'missing' or 'n/a'
+    paper: float = None
+    seeds: tuple = ()
+    accuracies: tuple = ()
+    mean: float = None
+    low: float = None         # None when the runs have no usable predictions
+    high: float = None
+
+
+def seed_intervals(plan, results, settings):
+    """[SeedInterval] for every model x dataset of the plan, in the plan's order."""
+    by_pair = {(c.model, c.dataset): c for c in results}
+    rows = []
+    for dataset in plan.datasets:
+        for model in plan.models:
+            cell = by_pair[(model, dataset)]
+            paper = cell.paper if cell.status != "n/a" else None
+            if cell.status != "ok":
+                rows.append(SeedInterval(model, dataset, cell.status, paper))
+                continue
+            low = high = None
+            try:
+                low, high = accuracy_interval(seed_codes(plan, model, model, dataset)[1], settings)
+            except UserError:            # runs without usable predictions: the mean alone
+                pass
+            rows.append(SeedInterval(model, dataset, "ok", paper, tuple(cell.seeds),
+                                     tuple(cell.stat("accuracy").values), cell.stat("accuracy").mean, low, high))
+    return rows
+
+
+def render_intervals_csv(intervals):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["model", "dataset", "status", "seeds", "accuracies", "mean", "ci95_low", "ci95_high", "paper"])
+    for r in intervals:
+        def num(value, digits=2):
+            return "" if value is None else f"{value:.{digits}f}"
+        writer.writerow([r.model, r.dataset, r.status, " ".join(map(str, r.seeds)),
+                         " ".join(f"{a:.2f}" for a in r.accuracies), num(r.mean, 4), num(r.low, 4), num(r.high, 4),
+                         num(r.paper, 3)])
+    return buffer.getvalue()
+
+
+def render_forest(plan, intervals, paper_models, columns, path):
+    """One panel per column: each row's seeds (dots), their mean (square) with its 95% crossed-bootstrap
+    interval, and the paper's number (cross)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_pair = {(c.model, c.dataset): c for c in results}
+    by_pair = {(r.model, r.dataset): r for r in intervals}
     n = len(plan.datasets)
     ncols = min(3, n)
     nrows = (n + ncols - 1) // ncols
@@ -208,23 +258,20 @@ def render_forest(plan, results, columns, paper_models, settings, path):
     names = [_name(paper_models, m) for m in plan.models]
     for ax, dataset in zip(axes.flat, plan.datasets):
         for y, model in enumerate(plan.models):
-            cell = by_pair[(model, dataset)]
-            if cell.paper is not None and cell.status != "n/a":
-                ax.plot(cell.paper, y, "x", color="tab:red", ms=5, label="paper")
-            if cell.status != "ok":
-                ax.text(0.02, y, NOT_APPLICABLE if cell.status == "n/a" else "no runs", va="center", fontsize=7,
+            row = by_pair[(model, dataset)]
+            if row.paper is not None:
+                ax.plot(row.paper, y, "x", color="tab:red", ms=5, label="paper")
+            if row.status != "ok":
+                ax.text(0.02, y, NOT_APPLICABLE if row.status == "n/a" else "no runs", va="center", fontsize=7,
                         color="gray", transform=ax.get_yaxis_transform())
                 continue
-            accuracies = cell.stat("accuracy").values
-            ax.plot(accuracies, [y] * len(accuracies), "o", color="tab:blue", ms=3, alpha=0.7, zorder=3,
+            ax.plot(row.accuracies, [y] * len(row.accuracies), "o", color="tab:blue", ms=3, alpha=0.7, zorder=3,
                     label="seeds")
-            mean = cell.stat("accuracy").mean
-            try:
-                low, high = accuracy_interval(seed_tables(plan, model, model, dataset)[1], settings)
-                ax.errorbar(mean, y, xerr=[[mean - low], [high - mean]], fmt="s", color="black", ms=4, capsize=2,
-                            label="mean, 95% CI")
-            except UserError:            # runs without usable predictions: the mean alone
-                ax.plot(mean, y, "s", color="black", ms=4, label="mean, 95% CI")
+            if row.low is not None:
+                ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="s", color="black",
+                            ms=4, capsize=2, label="mean, 95% CI")
+            else:
+                ax.plot(row.mean, y, "s", color="black", ms=4, label="mean, 95% CI")
         ax.set_yticks(range(len(plan.models)))
         ax.set_yticklabels(names, fontsize=7)
         ax.invert_yaxis()
@@ -234,17 +281,16 @@ def render_forest(plan, results, columns, paper_models, settings, path):
         ax.axis("off")
     handles = {label: h for ax in axes.flat for h, label in zip(*ax.get_legend_handles_labels())}
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=3, fontsize=8)
-    fig.suptitle("Table 3 per seed: each seed, the mean and its 95% CI\n(hierarchical bootstrap: seeds, then test "
+    fig.suptitle("Table 3 per seed: each seed, the mean and its 95% CI\n(crossed bootstrap: seeds and test "
                  "instances)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.93))
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
 
 
-def write_claims(plan, out_dir="results", paper_file=PAPER_FILE):
-    """Write claims.md / claims.csv / table3_seeds.png under out_dir; returns the Report (its marks
-    go into table3.md)."""
+def evaluate_claims(plan, paper_file=PAPER_FILE):
+    """The Report of `plan`'s runs: every column's claims, the best-cell marks and the seeds plot's numbers."""
     settings = load_settings()
     columns, paper_models = load_paper(paper_file)
     results = collect(plan, paper_models)
@@ -252,8 +298,23 @@ def write_claims(plan, out_dir="results", paper_file=PAPER_FILE):
     for dataset in plan.datasets:
         cells = [c for c in results if c.dataset == dataset]
         claims += column_claims(plan, dataset, cells, paper_models, settings, cache)
+    return Report(claims, best_marks(plan, results, paper_models, columns, settings, cache),
+                  seed_intervals(plan, results, settings))
+
+
+def claims_markdown(report, paper_file=PAPER_FILE):
+    columns, paper_models = load_paper(paper_file)
+    return render_markdown(report.claims, columns, paper_models, load_settings())
+
+
+def write_claims(plan, out_dir="results", paper_file=PAPER_FILE):
+    """Write claims.md / claims.csv / table3_seeds.{png,csv} under out_dir; returns the Report (its
+    marks go into table3.md)."""
+    report = evaluate_claims(plan, paper_file)
+    columns, paper_models = load_paper(paper_file)
     out_dir = Path(out_dir)
-    write_text(out_dir / "claims.md", render_markdown(claims, columns, paper_models, settings))
-    write_text(out_dir / "claims.csv", render_csv(claims, columns, paper_models))
-    render_forest(plan, results, columns, paper_models, settings, out_dir / "table3_seeds.png")
-    return Report(claims, best_marks(plan, results, paper_models, columns, settings, cache))
+    write_text(out_dir / "claims.md", render_markdown(report.claims, columns, paper_models, load_settings()))
+    write_text(out_dir / "claims.csv", render_csv(report.claims, columns, paper_models))
+    write_text(out_dir / "table3_seeds.csv", render_intervals_csv(report.intervals))
+    render_forest(plan, report.intervals, paper_models, columns, out_dir / "table3_seeds.png")
+    return report

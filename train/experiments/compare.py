@@ -1,36 +1,38 @@
 """--mode compare: is the difference between two rows of Table 3 real? (docs/STATISTICS.md)
 
-Two models are compared cell by cell (dataset by dataset) over the grid's finished runs, the same run
-folders and config matching as --mode reproduce / table (grid.make_plan, grid.finished_metrics), from
-the test predictions every run keeps (predictions.jsonl), on the seeds both models have:
+Two models are compared cell by cell (dataset by dataset) over the grid's finished runs, the same
+runs and config matching as --mode reproduce / table (grid.make_plan, grid.finished_run: run folders,
+then published runs), from the test predictions every run keeps, on the seeds both models have:
 
 - per seed, an exact McNemar test: the two-sided binomial test (scipy.stats.binomtest) of the
   instances only A gets right against those only B gets right;
-- across seeds, a hierarchical paired bootstrap: resample the seeds, then, within each drawn seed,
-  the test instances (the same draw for A and B); the percentile interval of the mean difference and
-  its two-sided percentile p-value, for accuracy and for macro-F1.
+- across seeds, a crossed paired bootstrap: every seed is scored on the same test instances, so a
+  replicate resamples the seeds and, once, the test instances, and scores every drawn seed of A and
+  of B on that one resample; the percentile interval of the mean difference and its two-sided
+  percentile p-value, for accuracy and for macro-F1.
 
 Settings (bootstrap seed, number of resamples, alpha) come from configs/compare.yaml.
 """
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
 from common.errors import UserError
-from common.labels import LABEL_INDEX, LABELS
+from common.labels import LABELS
 
 from ..config import CONFIG_ROOT, read_yaml
-from ..predictions import read_predictions
-from .grid import finished_metrics, make_plan, split_names
+from .grid import finished_run, make_plan, split_names
+from .runs import PUBLISHED_ROOT
 
 SETTINGS_FILE = CONFIG_ROOT / "compare.yaml"
 K = len(LABELS)
 MCNEMAR = "exact McNemar (two-sided binomial test on the discordant pairs)"
-BOOTSTRAP = "hierarchical paired bootstrap (seeds, then test instances), two-sided percentile p-value"
-CHUNK = 2000   # resamples drawn at once (bounds the memory of the draw, not its result)
+BOOTSTRAP = ("crossed paired bootstrap (seeds, and one test-instance resample per replicate shared by every "
+             "drawn seed), two-sided percentile p-value")
+CHUNK = 2000   # replicates drawn at once (a block has its own generator: bounds memory, not the result)
 
 
 @dataclass(frozen=True)
@@ -54,34 +56,6 @@ def load_settings(path=SETTINGS_FILE):
 
 # ---------------------------------------------------------------- one run's test predictions
 
-@dataclass
-class RunPredictions:
-    path: Path
-    keys: tuple          # (sentence_id, text, aspect) per test instance, in test order
-    gold: np.ndarray     # label indices
-    predicted: np.ndarray
-
-
-def read_run(cell):
-    """The test predictions of a finished run (its predictions.jsonl)."""
-    path = cell.folder / "predictions.jsonl"
-    try:
-        records = read_predictions(path)
-    except FileNotFoundError:
-        raise UserError(f"{path}: finished run without predictions.jsonl") from None
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path}: unreadable predictions ({err})") from None
-    try:
-        keys = tuple((r["sentence_id"], r["text"], r["aspect"]) for r in records)
-        gold = np.array([LABEL_INDEX[r["gold"]] for r in records], dtype=np.int64)
-        predicted = np.array([LABEL_INDEX[r["predicted"]] for r in records], dtype=np.int64)
-    except (KeyError, TypeError) as err:
-        raise UserError(f"{path}: a record lacks a field or has an unknown label ({err!r})") from None
-    if not records:
-        raise UserError(f"{path}: no predictions")
-    return RunPredictions(path, keys, gold, predicted)
-
-
 def check_same_instances(reference, other):
     """Paired tests need both runs' predictions over the same test instances, in the same order."""
     if reference.keys == other.keys and np.array_equal(reference.gold, other.gold):
@@ -96,9 +70,14 @@ def check_same_instances(reference, other):
 
 # ---------------------------------------------------------------- the statistics
 
-def joint_table(gold, pred_a, pred_b):
-    """Counts of the K**3 (gold, A's prediction, B's prediction) triples: all a paired test needs."""
-    return np.bincount((gold * K + pred_a) * K + pred_b, minlength=K ** 3)
+def instance_codes(gold, pred_a, pred_b):
+    """Each instance's (gold, A's prediction, B's prediction) triple as one number in [0, K**3)."""
+    return (gold * K + pred_a) * K + pred_b
+
+
+def joint_table(codes):
+    """Counts of the K**3 (gold, A's prediction, B's prediction) triples: all a paired test of one seed needs."""
+    return np.bincount(codes, minlength=K ** 3)
 
 
 def confusions(tables):
@@ -140,24 +119,52 @@ def mcnemar(gold, pred_a, pred_b):
     return {"a_only": a_only, "b_only": b_only, "p_value": float(p_value), "test": MCNEMAR}
 
 
-def hierarchical_bootstrap(tables, statistics, n_resamples, seed):
-    """Replicates of mean_j statistic(T*_j) over seeds, one array per statistic (each (n_resamples,)).
+def instance_draws(n, start, size, seed):
+    """The test-instance draws of replicates start .. start+size-1: a (size, n) array of indices drawn
+    with replacement from n instances, one row per replicate. Replicates come in blocks of CHUNK, each
+    block from its own generator (seed, 0, block), so a replicate's draw depends on nothing else."""
+    assert start % CHUNK == 0 and size <= CHUNK
+    return np.random.default_rng([seed, 0, start // CHUNK]).integers(n, size=(size, n))
 
-    `tables` is (k seeds, K**3): each seed's joint table over the same n test instances. A replicate
-    draws k seeds with replacement, then for each drawn seed s the table T*_j of n instances drawn
-    with replacement from s's instances; that table is a Multinomial(n, T_s / n) draw, so the
-    instances themselves are never materialised."""
-    tables = np.asarray(tables, dtype=np.int64)
-    k, n = len(tables), int(tables[0].sum())
-    pvals = tables / n
-    rng = np.random.default_rng(seed)
+
+@lru_cache(maxsize=8)
+def instance_weights(n, start, size, seed):
+    """How often each instance is drawn in those replicates, (size, n) float64 (read-only: it is shared
+    by every comparison over a test set of n instances)."""
+    draws = instance_draws(n, start, size, seed)
+    weights = np.bincount((draws + n * np.arange(size)[:, None]).ravel(), minlength=size * n)
+    weights = weights.reshape(size, n).astype(np.float64)
+    weights.flags.writeable = False
+    return weights
+
+
+def seed_draws(k, n_resamples, seed):
+    """The seeds each replicate draws: (n_resamples, k) indices, with replacement."""
+    return np.random.default_rng([seed, 1]).integers(k, size=(n_resamples, k))
+
+
+def crossed_bootstrap(codes, statistics, n_resamples, seed):
+    """Replicates of mean_j statistic(T*_j) over the drawn seeds, one array per statistic (each (n_resamples,)).
+
+    `codes` is (k seeds, n instances): each seed's (gold, A, B) triple per instance (instance_codes),
+    over the same test instances. Seeds and test instances are crossed (every seed is scored on every
+    instance), so a replicate draws both factors once: k seeds with replacement (seed_draws) and one
+    resample of the n instances (instance_draws), and every drawn seed is scored on that one resample;
+    T*_j is drawn seed j's K**3 table of (gold, A, B) counts over it. This is the pigeonhole bootstrap
+    of Owen (2007) for a seeds x instances design (docs/STATISTICS.md)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    k, n = codes.shape
+    onehots = np.eye(K ** 3)[codes]                                    # (k, n, K**3)
+    picks = seed_draws(k, n_resamples, seed)
     out = [[] for _ in statistics]
     for start in range(0, n_resamples, CHUNK):
         size = min(CHUNK, n_resamples - start)
-        picks = rng.integers(k, size=(size, k))
-        draws = rng.multinomial(n, pvals[picks])                  # (size, k, K**3)
+        weights = instance_weights(n, start, size, seed)               # (size, n)
+        tables = np.rint(np.einsum("rn,knc->rkc", weights, onehots)).astype(np.int64)   # (size, k, K**3)
+        chosen = picks[start:start + size]
         for values, statistic in zip(out, statistics):
-            values.append(statistic(draws).mean(-1))
+            per_seed = statistic(tables)                               # (size, k)
+            values.append(np.take_along_axis(per_seed, chosen, axis=1).mean(-1))
     return [np.concatenate(values) for values in out]
 
 
@@ -172,30 +179,33 @@ def percentile_test(replicates):
     return [float(low), float(high)], p_value
 
 
-def accuracy_interval(tables, settings):
-    """95% hierarchical-bootstrap interval of one model's mean accuracy (%), from its (k, K**3) tables.
+def accuracy_a(tables):
+    return accuracy(confusions(tables)[0])
 
-    As hierarchical_bootstrap with A's accuracy as the statistic; for one model only right / wrong
-    matters, so a drawn seed's resampled number right is a Binomial(n, accuracy of that seed) draw."""
-    confusion = confusions(np.asarray(tables, dtype=np.int64))[0]
-    n = int(confusion[0].sum())
-    rates = np.trace(confusion, axis1=-2, axis2=-1) / n
-    rng = np.random.default_rng(settings.seed)
-    picks = rng.integers(len(rates), size=(settings.n_resamples, len(rates)))
-    replicates = 100.0 * rng.binomial(n, rates[picks]).mean(-1) / n
+
+def accuracy_interval(codes, settings):
+    """95% interval of one model's mean accuracy (%) over its seeds, from the same crossed bootstrap
+    (seeds and one instance resample per replicate); `codes` as for crossed_bootstrap, with A = B."""
+    [replicates] = crossed_bootstrap(codes, [accuracy_a], settings.n_resamples, settings.seed)
     return [float(v) for v in np.percentile(replicates, [2.5, 97.5])]
 
 
 # ---------------------------------------------------------------- runs of the grid
 
 def finished_runs(plan, model, dataset):
-    """{seed: cell} of the plan's finished runs of `model` on `dataset`."""
-    return {c.seed: c for c in plan.cells
-            if c.model == model and c.dataset == dataset and finished_metrics(c) is not None}
+    """{seed: FinishedRun} of the plan's finished runs of `model` on `dataset` (run folders first, then
+    published runs)."""
+    runs = {}
+    for cell in plan.cells:
+        if cell.model == model and cell.dataset == dataset:
+            run = finished_run(cell)
+            if run is not None:
+                runs[cell.seed] = run
+    return runs
 
 
-def seed_tables(plan, a, b, dataset):
-    """(common seeds, (k, K**3) joint tables, per-seed McNemar results) of A and B on `dataset`."""
+def seed_codes(plan, a, b, dataset):
+    """(common seeds, (k, n) instance codes, per-seed McNemar results) of A and B on `dataset`."""
     for model in (a, b):
         if (model, dataset) in plan.not_applicable:
             raise UserError(f"{dataset}: {model} does not do this dataset's task (\"-\" in Table 3)")
@@ -206,27 +216,28 @@ def seed_tables(plan, a, b, dataset):
             return ", ".join(map(str, sorted(runs))) or "none"
         raise UserError(f"{dataset}: {a} and {b} have no finished seed in common among seeds 0..{plan.seeds - 1} "
                         f"({a}: {listed(runs_a)}; {b}: {listed(runs_b)})")
-    reference, tables, tests = None, [], []
+    reference, codes, tests = None, [], []
     for seed in seeds:
-        pred_a = read_run(runs_a[seed])
-        pred_b = pred_a if a == b else read_run(runs_b[seed])
+        pred_a = runs_a[seed].predictions
+        pred_b = pred_a if a == b else runs_b[seed].predictions
         reference = reference or pred_a
         check_same_instances(reference, pred_a)
         check_same_instances(reference, pred_b)
-        tables.append(joint_table(reference.gold, pred_a.predicted, pred_b.predicted))
+        codes.append(instance_codes(reference.gold, pred_a.predicted, pred_b.predicted))
         tests.append({"seed": seed, **mcnemar(reference.gold, pred_a.predicted, pred_b.predicted)})
-    return seeds, np.stack(tables), tests
+    return seeds, np.stack(codes), tests
 
 
 def compare_cell(plan, a, b, dataset, settings):
     """The comparison of A and B on one dataset, as a JSON-ready dict (differences in points, A - B)."""
-    seeds, tables, tests = seed_tables(plan, a, b, dataset)
+    seeds, codes, tests = seed_codes(plan, a, b, dataset)
+    tables = np.stack([joint_table(c) for c in codes])
     conf_a, conf_b = confusions(tables)
-    acc, f1 = hierarchical_bootstrap(tables, [accuracy_difference, macro_f1_difference],
-                                     settings.n_resamples, settings.seed)
+    acc, f1 = crossed_bootstrap(codes, [accuracy_difference, macro_f1_difference], settings.n_resamples,
+                                settings.seed)
     (ci, p_value), (f1_ci, f1_p_value) = percentile_test(acc), percentile_test(f1)
     return {
-        "dataset": dataset, "a": a, "b": b, "seeds": seeds, "n_instances": int(tables[0].sum()),
+        "dataset": dataset, "a": a, "b": b, "seeds": seeds, "n_instances": int(codes.shape[1]),
         "accuracy_a": float(accuracy(conf_a).mean()), "accuracy_b": float(accuracy(conf_b).mean()),
         "difference": float(accuracy_difference(tables).mean()), "ci95": ci, "p_value": p_value,
         "test": BOOTSTRAP,
@@ -237,14 +248,14 @@ def compare_cell(plan, a, b, dataset, settings):
     }
 
 
-def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SETTINGS_FILE):
+def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SETTINGS_FILE, published=PUBLISHED_ROOT):
     """--mode compare: one JSON line per dataset. Every cell is computed before anything is printed,
     so an error leaves no partial output."""
     names = split_names(models)
     if names is None or len(names) != 2 or names[0] == names[1]:
         raise UserError(f"--models {models}: compare needs two different models, A,B")
     settings = load_settings(settings_file)
-    plan = make_plan(names, split_names(datasets), seeds, experiment, overrides)
+    plan = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
     for result in results:
         print(json.dumps(result))

@@ -1,16 +1,18 @@
 """The Table 3 grid (--mode reproduce): which runs it holds, which of them are finished, and a local
 pool of `python main.py --mode train` processes that trains the rest.
 
-The run folders are the store. A run (model x dataset x seed) is finished when its
-runs/<dataset>/<run name>/seed<N>/ holds a finished run (checkpoint, predictions and a readable
-metrics.json: train/run_folder.py) and the config stored in its metrics.json equals the config the
-grid composes for it (paths and train.num_threads aside: they are not settings of the experiment,
-although a different thread count can change a CPU run's numbers slightly).
+A run (model x dataset x seed) is finished when it has a finished run of the grid's config in either
+of its homes (train/experiments/runs.py): its run folder runs/<dataset>/<run name>/seed<N>/ (a
+checkpoint, predictions and a readable metrics.json: train/run_folder.py), or its published file
+results/predictions/<dataset>/<run name>/seed<N>.parquet, committed with the tables. A run folder
+counts before a published file. "The grid's config" means the config stored with the run equals
+the config the grid composes for it (paths and train.num_threads aside: they are not settings of the
+experiment, although a different thread count can change a CPU run's numbers slightly).
 A training replaces its run folder only when it completes, so a run killed midway leaves the
 previous state (no folder, or the earlier run) and is trained again; a run whose config changed is
-trained again too; a damaged run folder is trained again; a finished run is never recomputed.
+trained again too; a damaged run folder is trained again; a finished or published run is never
+recomputed.
 """
-import json
 import os
 import signal
 import subprocess
@@ -29,7 +31,8 @@ from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
 from ..config import CONFIG_ROOT, available, compose, read_yaml
-from ..run_folder import read_metrics, run_dir, unfinished_reason
+from ..run_folder import run_dir
+from .runs import PUBLISHED_ROOT, comparable, from_folder, from_published, published_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN = REPO_ROOT / "main.py"
@@ -39,10 +42,6 @@ PAPER_FILE = CONFIG_ROOT / "paper_table3.yaml"
 # The most seeds per cell and runs at once: more is a typo (an extra digit or two), not a grid any
 # machine finishes (the plan of every run is built in memory).
 MAX_SEEDS, MAX_JOBS = 100, 256
-# Config keys that do not change a run's result, left out when a stored config is compared
-# (data.max_words limits only predict / explain; train.kernels picks between formulations that
-# tests/test_kernels.py holds equal).
-IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("data", "max_words"))
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class Cell:
     dataset: str
     seed: int
     cfg: object = field(compare=False, repr=False)   # the RunConfig (shared by the seeds)
+    published: object = field(default=None, compare=False, repr=False)  # root of published runs; None: not read
+    use_folders: bool = field(default=True, compare=False, repr=False)  # False: run folders are not read
 
     @property
     def label(self):
@@ -60,6 +61,11 @@ class Cell:
     @property
     def folder(self):
         return run_dir(self.cfg, self.seed)
+
+    @property
+    def published_file(self):
+        return None if self.published is None else published_file(self.published, self.dataset, self.cfg.name,
+                                                                      self.seed)
 
     @property
     def logs(self):
@@ -87,18 +93,6 @@ class Plan:
     cells: list
     not_applicable: set
     notes: list
-
-
-def comparable(config):
-    """A stored or composed config as plain JSON data, without the IGNORED_KEYS."""
-    config = json.loads(json.dumps(config))
-    for path in IGNORED_KEYS:
-        parent = config
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            parent.pop(path[-1], None)
-    return config
 
 
 def load_paper(path=PAPER_FILE):
@@ -135,10 +129,13 @@ def _names(given, default, known, kind):
     return list(dict.fromkeys(given)), []
 
 
-def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()):
+def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=(), published=PUBLISHED_ROOT,
+              use_folders=True):
     """The grid model x dataset x seed (seeds 0..seeds-1); None = the paper's Table 3 rows / columns.
     Explicitly named unknown models or datasets are a UserError; unknown ones of the default grid are
-    left out with a note. Runs are ordered seed first, so every cell gets its first seed early."""
+    left out with a note. Runs are ordered seed first, so every cell gets its first seed early.
+    `published`: the root of the published runs (None: none are read); `use_folders`: whether run
+    folders are read (False for the published tables, which come from the published runs alone)."""
     if not 1 <= seeds <= MAX_SEEDS:
         raise UserError(f"--seeds {seeds}: out of range (takes 1..{MAX_SEEDS})")
     models, model_notes = _names(models, list(load_paper()[1]), model_known, "model")
@@ -151,32 +148,67 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
                 pairs.append((model, dataset, compose(model, dataset, experiment, overrides)))
             else:
                 not_applicable.add((model, dataset))
-    cells = [Cell(m, d, s, cfg) for s in range(seeds) for m, d, cfg in pairs]
+    cells = [Cell(m, d, s, cfg, published, use_folders) for s in range(seeds) for m, d, cfg in pairs]
     return Plan(models, datasets, seeds, cells, not_applicable, model_notes + dataset_notes)
 
 
-def load_metrics(folder):
-    """The metrics.json of a finished run folder, else None (no folder, or a damaged one)."""
-    if unfinished_reason(folder) is not None:
+def cell_status(cell):
+    """(state, FinishedRun or None). state: 'finished' (a run folder or a published file holds the
+    cell's config), 'changed' (they hold another config), 'incomplete' (a folder that is not a
+    finished run, or a damaged published file) or 'new'."""
+    folder = from_folder(cell.folder) if cell.use_folders else None
+    if folder is not None and ran_as_planned(folder.metrics, cell):
+        return "finished", folder
+    published, damaged = None, False
+    if cell.published_file is not None:
+        try:
+            published = _published(cell.published_file)
+        except UserError:
+            damaged = True
+    if published is not None and ran_as_planned(published.metrics, cell):
+        return "finished", published
+    if folder is not None or published is not None:
+        return "changed", None
+    if damaged or (cell.use_folders and cell.folder.exists()):
+        return "incomplete", None
+    return "new", None
+
+
+_PUBLISHED_CACHE = {}
+
+
+def _published(path):
+    """from_published, read once per file version (a grid asks for the same file many times)."""
+    try:
+        stat = path.stat()
+    except OSError:
         return None
-    return read_metrics(Path(folder) / "metrics.json")
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _PUBLISHED_CACHE:
+        try:
+            _PUBLISHED_CACHE[key] = from_published(path)
+        except UserError as err:
+            _PUBLISHED_CACHE[key] = err
+    value = _PUBLISHED_CACHE[key]
+    if isinstance(value, UserError):
+        raise value
+    return value
 
 
 def run_state(cell):
-    """'finished', 'changed' (its config differs from the grid's), 'incomplete' (a folder that is
-    not a finished run: damaged, or left by an older version) or 'new'."""
-    metrics = load_metrics(cell.folder)
-    if metrics is None:
-        return "incomplete" if cell.folder.exists() else "new"
-    return "finished" if ran_as_planned(metrics, cell) else "changed"
+    """The cell's state (see cell_status)."""
+    return cell_status(cell)[0]
+
+
+def finished_run(cell):
+    """The cell's FinishedRun when it is finished (run folder first, then published), else None."""
+    return cell_status(cell)[1]
 
 
 def finished_metrics(cell):
     """The cell's metrics.json when it is a finished run of this grid, else None."""
-    metrics = load_metrics(cell.folder)
-    if metrics is not None and ran_as_planned(metrics, cell):
-        return metrics
-    return None
+    run = finished_run(cell)
+    return None if run is None else run.metrics
 
 
 def ran_as_planned(metrics, cell):

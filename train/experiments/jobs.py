@@ -5,14 +5,19 @@ from common.io import check_writable_dir
 
 from .claims import write_claims
 from .grid import make_plan, reproduce, split_names
+from .runs import PUBLISHED_ROOT
 from .table import render_table
 
 
-def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results):
+def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides, backend, address, results,
+             published=PUBLISHED_ROOT):
     """--mode reproduce (train what is not finished, then render the table) or --mode table (render
-    only). Returns the exit status: 1 when a run failed, else 0."""
+    only), into `results` (None: <paths.runs>/results). Returns the exit status: 1 when a run
+    failed, else 0."""
+    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides, published=published)
+    if results is None:
+        results = Path(plan.cells[0].cfg.paths.runs if plan.cells else "runs") / "results"
     check_writable_dir(results, "--results")   # before any training: the table is written at the end
-    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides)
     if mode == "reproduce":
         for runs in sorted({str(cell.cfg.paths.runs) for cell in plan.cells}):
             check_writable_dir(runs, "paths.runs")

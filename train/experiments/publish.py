@@ -1,0 +1,90 @@
+"""--mode publish: the explicit step that puts finished runs into the repository's published results.
+
+It copies the test predictions and metrics of the grid's finished run folders (default settings,
+seeds 0..N-1) into results/predictions/ (train/experiments/runs.py), then renders the committed
+tables from the published runs alone: results/table3.{md,csv,tex,png}, results/claims.{md,csv},
+results/table3_seeds.{png,csv}, and the results page docs/RESULTS.md with its seeds plot
+docs/img/table3_seeds.png. Nothing else writes there: --mode reproduce, table and results write a
+user's tables to their own folder.
+
+A run already published with the same config and predictions is left as it is. One that differs is
+never replaced unless --force is given; without it the whole step stops before writing anything.
+"""
+from pathlib import Path
+
+from common.errors import UserError
+
+from ..config import parse_override
+from .claims import write_claims
+from .grid import make_plan, ran_as_planned, split_names
+from .results_page import write_page
+from .runs import PUBLISHED_ROOT, REPO_ROOT, from_folder, from_published, same_run, write_published
+from .table import render_table
+
+RESULTS_DIR = REPO_ROOT / "results"
+PAGE = REPO_ROOT / "docs" / "RESULTS.md"
+
+
+def published_plan(published=PUBLISHED_ROOT, seeds=5):
+    """The default Table 3 grid over the published runs alone (no run folder is read)."""
+    return make_plan(None, None, seeds, published=published, use_folders=False)
+
+
+def check_overrides(experiment, overrides):
+    """Only the default settings are published: --set may move paths (where the run folders are), nothing else."""
+    if experiment:
+        raise UserError(f"--config {experiment}: publish takes the default settings only (Table 3's)")
+    for item in overrides:
+        key = parse_override(item)[0]
+        if not key.startswith("paths."):
+            raise UserError(f"--set {item}: publish takes the default settings only; --set may name paths.* alone")
+
+
+def runs_to_publish(plan):
+    """([(cell, FinishedRun of its folder, target file)] to write, number already published, [conflicts]).
+    A conflict is a published file that holds another result (or is damaged): (target, why)."""
+    todo, same, conflicts = [], 0, []
+    for cell in plan.cells:
+        run = from_folder(cell.folder)
+        if run is None or not ran_as_planned(run.metrics, cell):
+            continue
+        target = cell.published_file
+        try:
+            existing = from_published(target)
+        except UserError as err:
+            conflicts.append((target, f"damaged ({err})"))
+            todo.append((cell, run, target))
+            continue
+        if existing is None:
+            todo.append((cell, run, target))
+        elif same_run(existing, run):
+            same += 1
+        else:
+            conflicts.append((target, f"holds another result than {cell.folder}"))
+            todo.append((cell, run, target))
+    return todo, same, conflicts
+
+
+def publish_job(models, datasets, seeds, experiment, overrides, force=False, published=PUBLISHED_ROOT,
+                results_dir=RESULTS_DIR, page=PAGE):
+    """Publish the finished runs, then regenerate the committed tables and page; returns the exit status."""
+    check_overrides(experiment, overrides)
+    plan = make_plan(split_names(models), split_names(datasets), seeds, None, overrides, published=published)
+    todo, same, conflicts = runs_to_publish(plan)
+    if conflicts and not force:
+        target, why = conflicts[0]
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise UserError(f"{target}: already published and {why}{more}; nothing was written. "
+                        f"--force replaces published runs")
+    for cell, run, target in todo:
+        write_published(target, run.metrics, run.predictions)
+    table_plan = published_plan(published)
+    report = write_claims(table_plan, results_dir)
+    _, cells = render_table(table_plan, results_dir, marks=report.marks)
+    write_page(table_plan, results_dir, page)
+    shown = sum(1 for c in cells if c.status == "ok")
+    print(f"published {len(todo)} run(s) to {Path(published).as_posix()}"
+          + (f", replacing {len(conflicts)}" if conflicts else "") + f"; {same} already published. "
+          f"Table 3 has {shown} cells with published runs; written: {Path(results_dir).as_posix()}/table3.*, "
+          f"claims.*, table3_seeds.*, and {Path(page).as_posix()}")
+    return 0
