@@ -73,6 +73,33 @@ def write_finished_run(folder, metrics, predictions=""):
     return folder
 
 
+def checkout_copy(dest):
+    """The working tree as a new user's fresh clone: its tracked files and the untracked ones git does not
+    ignore, copied to `dest` and committed there as a new git repository (so `git status` there shows
+    exactly what commands run in it leave behind). Returns dest."""
+    import shutil
+    import subprocess
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    dest = Path(dest)
+    for name in filter(None, listed.decode("utf-8").split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "fresh clone"]):
+        subprocess.run(git + command, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def git_status(folder):
+    """`git status --porcelain` of a checkout: every tracked file changed and every untracked file not ignored."""
+    import subprocess
+    return subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
 def ok(result):
     """The result of a run_main that must succeed (exit 0, no traceback)."""
     assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"

@@ -236,7 +236,7 @@ def test_settings_file_is_checked(tmp_path):
 
 # ---------------------------------------------------------------- the command line (main.main, in-process)
 
-def test_cli_prints_one_json_line_per_dataset(tmp_path, capsys):
+def test_cli_prints_a_table_a_person_reads_then_one_json_line_per_dataset(tmp_path, capsys):
     datasets = ("mams-atsa", "mams-acsa")
     plan, overrides = tiny_plan(tmp_path, datasets=datasets, seeds=1)
     rng = np.random.default_rng(4)
@@ -247,8 +247,15 @@ def test_cli_prints_one_json_line_per_dataset(tmp_path, capsys):
     sets = [part for item in overrides for part in ("--set", item)]
     assert main.main(["--mode", "compare", "--models", f"{A},{B}", "--datasets", ",".join(datasets),
                       "--seeds", "1", *sets]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    out = capsys.readouterr().out
+    lines = [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
     assert [line["dataset"] for line in lines] == list(datasets)
+    blocks = out.split("\n{")                       # each dataset's table comes right before its JSON line
+    assert blocks[0].startswith(f"mams-atsa: A = {A}, B = {B}; seeds 0; 80 test instances")
+    first = lines[0]
+    assert f"  {A}" in blocks[0] and f"{first['accuracy_a']:.2f}" in blocks[0]
+    assert f"{first['difference']:+.2f}" in blocks[0] and "McNemar" in blocks[0]
+    assert "  verdict: " in blocks[0] and ("is better than" in blocks[0] or "no significant difference" in blocks[0])
     for line in lines:
         assert {"a", "b", "seeds", "accuracy_a", "accuracy_b", "difference", "ci95", "p_value", "test",
                 "macro_f1_difference", "macro_f1_ci95", "macro_f1_p_value", "mcnemar"} <= set(line)

@@ -1,6 +1,8 @@
 """Every command of README.md works as written: each fenced command is either run here, in README
-order, in a fresh folder (with small-run settings appended so the suite stays short), or named as
-covered by another check (CI's install and test steps, the own-data example's own test)."""
+order, in a fresh clone of the checkout (with small-run settings appended so the suite stays short),
+or named as covered by another check (CI's install and test steps, the own-data example's own test).
+Following the README leaves the clone's tracked files as they were: a user's outputs go where git
+ignores them."""
 import json
 import os
 import re
@@ -9,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, find_raw_data, json_lines, ok
+from conftest import REPO_ROOT, checkout_copy, find_raw_data, git_status, json_lines, ok
 
 README = REPO_ROOT / "README.md"
 # Appended to every `python main.py` command here: a short run, the same for every command so that the
@@ -59,19 +61,21 @@ def test_the_readme_commands_work_as_written(tmp_path):
     if root is None:
         pytest.skip("no raw data: set ABSA_DATA_ROOT, or put it under data/raw or ../shared/data")
     env = dict(os.environ, ABSA_DATA_ROOT=str(root))
+    clone = checkout_copy(tmp_path / "clone")
     outputs = {}
     for command in readme_commands():
         if command in COVERED:
             continue
         args = [a.strip('"') for a in re.findall(r'"[^"]*"|\S+', command)][2:] + SMALL_RUN
-        result = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=tmp_path, env=env,
+        result = subprocess.run([sys.executable, "main.py", *args], cwd=clone, env=env,
                                 capture_output=True, text=True, timeout=900)
         outputs[args[1]] = json_lines(ok(result).stdout)
     assert {"accuracy", "macro_f1"} <= set(outputs["train"][-1])
     assert [r["aspect"] for r in outputs["predict"]] == ["decor", "food"]
     assert [r["aspect"] for r in outputs["explain"]] == ["decor", "food"]
     assert all(r["weights"] for r in outputs["explain"])
-    assert (tmp_path / "results" / "table3.md").is_file() and (tmp_path / "results" / "claims.md").is_file()
+    mine = clone / "runs" / "results"
+    assert (mine / "table3.md").is_file() and (mine / "claims.md").is_file() and (mine / "RESULTS.md").is_file()
     last = outputs["compare"][-1]
     assert (last["dataset"], last["a"], last["b"]) == ("mams-atsa", "capsnet", "capsnet-dr")
     assert last["seeds"] == [0, 1, 2] and 0.0 <= last["p_value"] <= 1.0
@@ -81,8 +85,9 @@ def test_the_readme_commands_work_as_written(tmp_path):
     lines = python.rstrip().splitlines()
     assert lines[-1].startswith("clf.predict(")
     script = "\n".join(lines[:-1] + [f"import json; print(json.dumps({lines[-1]}))"])
-    result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r})\n{script}"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", script], cwd=clone, env=env, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout.strip().splitlines()[-1])
     assert [r["aspect"] for r in records] == ["food", "service"]
+    assert git_status(clone) == []             # nothing the project publishes was rewritten

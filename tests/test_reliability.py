@@ -24,7 +24,7 @@ import pytest
 
 import main as entry
 from common.errors import UserError, run_command
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, checkout_copy, git_status
 from data_process.lexicon import lexicon_words
 from train import run as run_module
 from train.config import compose
@@ -234,15 +234,17 @@ def readme_commands():
 
 @pytest.mark.slow
 def test_the_readmes_own_data_example_works_as_written(tmp_path):
-    script = readme_commands().replace("python main.py", f"{sys.executable} {REPO_ROOT / 'main.py'}")
+    clone = checkout_copy(tmp_path / "clone")           # run where a new user runs it: in the checkout
+    script = readme_commands().replace("python main.py", f"{sys.executable} main.py")
     fresh = {k: v for k, v in os.environ.items() if k != "ABSA_DATA_ROOT"}   # a new user's shell
-    result = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=clone, capture_output=True, text=True,
                             timeout=600, env=fresh)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["aspect"] == "pasta" and record["label"] in ("positive", "negative", "neutral")
-    [run] = (tmp_path / "runs").glob("user-my_reviews-*/capsnet/seed0/metrics.json")
+    [run] = (clone / "runs").glob("user-my_reviews-*/capsnet/seed0/metrics.json")
     assert json.loads(run.read_text())["dataset"] == run.parts[-4]
+    assert git_status(clone) == []                      # the example's folder is where git ignores it
 
 
 # ---------------------------------------------------------------- damaged files

@@ -248,9 +248,45 @@ def compare_cell(plan, a, b, dataset, settings):
     }
 
 
+def verdict_words(result, alpha):
+    """The bootstrap's answer in one sentence."""
+    a, b, diff, p = result["a"], result["b"], result["difference"], result["p_value"]
+    if p < alpha:
+        better, worse = (a, b) if diff > 0 else (b, a)
+        return (f"{better} is better than {worse} by {abs(diff):.2f} points of accuracy "
+                f"(p = {p:.3g} < {alpha}, crossed bootstrap over seeds and test instances).")
+    return (f"no significant difference in accuracy: {a} - {b} = {diff:+.2f} points, p = {p:.3g} >= {alpha}; "
+            f"a real difference this small may need more seeds or a larger test set to show.")
+
+
+def human_table(result, alpha):
+    """The comparison of one dataset as a few lines a person reads (the JSON line follows it)."""
+    a, b = result["a"], result["b"]
+    width = max(len(a), len(b), len("A - B"), len("95% CI"))
+
+    def ci(key):
+        low, high = result[key]
+        return f"[{low:+.2f}, {high:+.2f}]"
+    rows = [("", "accuracy", "macro-F1"),
+            (a, f"{result['accuracy_a']:.2f}", f"{result['macro_f1_a']:.2f}"),
+            (b, f"{result['accuracy_b']:.2f}", f"{result['macro_f1_b']:.2f}"),
+            ("A - B", f"{result['difference']:+.2f}", f"{result['macro_f1_difference']:+.2f}"),
+            ("95% CI", ci("ci95"), ci("macro_f1_ci95")),
+            ("p", f"{result['p_value']:.3g}", f"{result['macro_f1_p_value']:.3g}")]
+    lines = [f"{result['dataset']}: A = {a}, B = {b}; seeds {' '.join(map(str, result['seeds']))}; "
+             f"{result['n_instances']} test instances; means over the seeds"]
+    lines += [f"  {name:<{width}}  {x:>16}  {y:>16}" for name, x, y in rows]
+    mcnemar = "; ".join(f"seed {t['seed']}: {t['a_only']} vs {t['b_only']}, p = {t['p_value']:.3g}"
+                        for t in result["mcnemar"])
+    lines.append(f"  McNemar (instances only A / only B gets right): {mcnemar}")
+    lines.append(f"  verdict: {verdict_words(result, alpha)}")
+    return "\n".join(lines)
+
+
 def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SETTINGS_FILE, published=PUBLISHED_ROOT):
-    """--mode compare: one JSON line per dataset. Every cell is computed before anything is printed,
-    so an error leaves no partial output."""
+    """--mode compare: per dataset, a small table a person reads, then one JSON line (the lines that
+    start with "{" are for scripts). Every cell is computed before anything is printed, so an error
+    leaves no partial output."""
     names = split_names(models)
     if names is None or len(names) != 2 or names[0] == names[1]:
         raise UserError(f"--models {models}: compare needs two different models, A,B")
@@ -258,5 +294,6 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
     plan = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
     for result in results:
+        print(human_table(result, settings.alpha))
         print(json.dumps(result))
     return 0

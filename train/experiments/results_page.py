@@ -161,6 +161,7 @@ class T3Cell:
     paper: float = None
     devices: tuple = ()
     commits: tuple = ()
+    train_seconds: float = None   # the runs' training time, summed (timing.wall_seconds); None from a CSV
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,8 @@ def table3_from_runs(plan, title):
         cells.append(T3Cell(c.model, paper_models.get(c.model, (c.model,))[0], c.dataset,
                             columns.get(c.dataset, c.dataset), c.status, tuple(c.seeds), stat.mean, stat.std,
                             c.paper, tuple(sorted({str(r.get("device", "?")) for r in c.runs})),
-                            tuple(sorted({run_commit(r) for r in c.runs}))))
+                            tuple(sorted({run_commit(r) for r in c.runs})),
+                            sum(float(r.get("timing", {}).get("wall_seconds") or 0.0) for r in c.runs)))
     return Table3(title, runs_source(plan), False, tuple(cells))
 
 
@@ -311,6 +313,10 @@ def render_table3(table, why, all_datasets, absent=NOT_APPLICABLE):
              + (" in most cells; a cell with other seeds names them in square brackets"
                 if any(c.seeds != usual_seeds for c in ok) else " (every cell)"),
              f"- device(s): {', '.join(devices) or 'none'}"]
+    if not table.from_csv:
+        hours = sum(c.train_seconds or 0.0 for c in ok) / 3600
+        lines.append(f"- training time: {hours:.1f} h over {sum(len(c.seeds) for c in ok)} runs (the sum of "
+                     f"their timing.wall_seconds: training and validation, one run at a time on the device named)")
     if len(commits) == 1:
         note = f" ({CSV_COMMIT_NOTE.format(source=table.source)})" if table.from_csv else " (the runs' metrics.json)"
         lines.append(f"- commit: {commits[0]}{note}")
