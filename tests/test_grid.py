@@ -151,6 +151,44 @@ def test_progress_line_and_time_left():
     assert progress.line() == "grid: 2/5 done, 0 running, 1 failed, 2 left, about 1 min 40 s left"
 
 
+class _Run:
+    """A stand-in grid cell: model, dataset, label, logs and cfg.train.epochs (hashable by identity)."""
+
+    def __init__(self, model, dataset, log="missing.log", epochs=20):
+        self.model, self.dataset, self.label = model, dataset, f"{model} / {dataset}"
+        self.logs = (str(log), str(log) + ".err")
+        self.cfg = SimpleNamespace(train=SimpleNamespace(epochs=epochs))
+
+
+def test_time_left_comes_from_each_kind_of_run_not_from_one_slow_run():
+    now = [0.0]
+    pending = [_Run("aen", "mams-atsa")] + [_Run("lstm", "mams-atsa") for _ in range(4)] + [_Run("lstm", "mams-acsa")]
+    progress = Progress(total=6, jobs=1, stream=SimpleNamespace(write=lambda _: None, flush=lambda: None),
+                        clock=lambda: now[0], pending=pending)
+    for run, seconds in ((pending[0], 900.0), (pending[1], 30.0)):
+        progress.started(run)
+        now[0] += seconds
+        progress.finished(grid.Outcome(run, True, seconds))
+    # left: three LSTM runs on MAMS-ATSA (30 s each) and one on MAMS-ACSA (the same model elsewhere: 30 s)
+    assert progress.eta() == pytest.approx(4 * 30.0)
+
+
+def test_a_running_runs_epoch_is_shown_and_projects_its_time_left(tmp_path):
+    now = [0.0]
+    log = tmp_path / "seed0.log"
+    run = _Run("capsnet", "mams-atsa", log)
+    lines = []
+    progress = Progress(total=1, jobs=1, stream=SimpleNamespace(write=lines.append, flush=lambda: None),
+                        clock=lambda: now[0], pending=[run], refresh=0.0)
+    progress.started(run)
+    progress.durations.append(1.0)               # any finished run, so that an estimate is given
+    log.write_text("epoch 1: train loss 0.9  val acc 60.1\nepoch 2: train loss 0.8  val acc 63.0\n")
+    now[0] = 50.0
+    progress.tick()
+    assert "(capsnet / mams-atsa epoch 2/20)" in lines[-1]
+    assert progress.eta() == pytest.approx(50.0 * 18 / 2)     # 25 s an epoch, 18 epochs to go
+
+
 # ---------------------------------------------------------------- the local runner, with fake commands
 
 def _fake_command(cell, code):

@@ -14,6 +14,7 @@ trained again too; a damaged run folder is trained again; a finished or publishe
 recomputed.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -358,6 +359,8 @@ def run_pool(cells, jobs, launcher, progress, poll=0.2, outcomes=None):
                 prepared.add(key)
                 outcomes.append(outcome_of(cell, returncode, time.monotonic() - began))
                 progress.finished(outcomes[-1])
+            if running and hasattr(progress, "tick"):
+                progress.tick()
             time.sleep(poll if running else 0)
     finally:
         launcher.stop(list(running))
@@ -369,35 +372,88 @@ def run_local(cells, jobs, command_for, progress, poll=0.2, outcomes=None):
     return run_pool(cells, jobs, LocalLauncher(command_for), progress, poll, outcomes)
 
 
-class Progress:
-    """One status line over the grid: done / running / failed / left and the estimated time left.
-    On a terminal the line is redrawn in place; elsewhere it is printed whenever it changes."""
+EPOCH_LINE = re.compile(r"^epoch (\d+):", re.M)   # what a training prints after each epoch (train/trainer.py)
 
-    def __init__(self, total, jobs, done=0, stream=None, clock=time.monotonic):
+
+def last_epoch(log):
+    """The last finished epoch a training's stdout log reports (None when none yet, or no log)."""
+    try:
+        text = Path(log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = EPOCH_LINE.findall(text)
+    return int(found[-1]) if found else None
+
+
+class Progress:
+    """One status line over the grid: done / running (with each running run's epoch) / failed / left
+    and the estimated time left. On a terminal the line is redrawn in place; elsewhere it is printed
+    whenever it changes.
+
+    The time left is estimated per kind of run: a pending run is expected to take what finished runs
+    of the same model and dataset took (else the same model on other datasets, else any run), and a
+    running run the time its epochs so far project to its last epoch. One slow run of one kind does
+    not inflate the estimate for the others."""
+
+    def __init__(self, total, jobs, done=0, stream=None, clock=time.monotonic, pending=None, refresh=5.0):
         self.total, self.jobs, self.clock = total, jobs, clock
         self.stream = stream or sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.done, self.failed = done, 0   # done: finished runs, those of earlier invocations included
         self.running = {}        # cell -> start time
+        self.epochs = {}         # cell -> last finished epoch read from its log
         self.durations = []
+        self.by_kind = {}        # (model, dataset) -> [seconds]
+        self.pending = None if pending is None else list(pending)
+        self.refresh, self.last_read = refresh, None
+
+    @staticmethod
+    def kind(cell):
+        return getattr(cell, "model", getattr(cell, "label", "?")), getattr(cell, "dataset", "")
 
     @property
     def left(self):
         return self.total - self.done - self.failed - len(self.running)
 
+    def expected(self, cell):
+        """The seconds a run of this kind is expected to take, from the finished runs (None: none yet)."""
+        model, dataset = self.kind(cell)
+        for durations in (self.by_kind.get((model, dataset)),
+                          [d for (m, _), ds in self.by_kind.items() if m == model for d in ds],
+                          self.durations):
+            if durations:
+                return sum(durations) / len(durations)
+        return None
+
+    def remaining(self, cell, now):
+        elapsed = now - self.running[cell]
+        epoch, epochs = self.epochs.get(cell), _epochs(cell)
+        if epoch and epochs and epoch <= epochs:
+            return elapsed * (epochs - epoch) / epoch
+        expected = self.expected(cell)
+        return None if expected is None else max(0.0, expected - elapsed)
+
     def eta(self):
         if not self.durations:
             return None
-        mean = sum(self.durations) / len(self.durations)
         now = self.clock()
-        work = self.left * mean + sum(max(0.0, mean - (now - t)) for t in self.running.values())
+        if self.pending is None:   # no list of runs: each left run takes the mean
+            work = self.left * (sum(self.durations) / len(self.durations))
+        else:
+            work = sum(self.expected(c) for c in self.pending if c not in self.running)
+        work += sum(self.remaining(c, now) or 0.0 for c in self.running)
         return work / max(1, min(self.jobs, self.left + len(self.running)))
 
     def line(self):
         eta = self.eta()
         left = "time left unknown" if eta is None else f"about {format_seconds(eta)} left"
+        running = []
+        for cell in self.running:
+            epoch, epochs = self.epochs.get(cell), _epochs(cell)
+            if epoch is not None and epochs:
+                running.append(f"{getattr(cell, 'label', cell)} epoch {epoch}/{epochs}")
         return (f"grid: {self.done}/{self.total} done, {len(self.running)} running, {self.failed} failed, "
-                f"{self.left} left, {left}")
+                f"{self.left} left, {left}" + (f" ({'; '.join(running)})" if running else ""))
 
     def _write(self, message=None):
         if self.tty:
@@ -410,9 +466,27 @@ class Progress:
         self.running[cell] = self.clock()
         self._write()
 
+    def tick(self):
+        """Read the running runs' logs (at most every `refresh` seconds); redraw when an epoch finished."""
+        now = self.clock()
+        if self.last_read is not None and now - self.last_read < self.refresh:
+            return
+        self.last_read = now
+        changed = False
+        for cell in self.running:
+            epoch = last_epoch(cell.logs[0]) if hasattr(cell, "logs") else None
+            if epoch != self.epochs.get(cell):
+                self.epochs[cell], changed = epoch, True
+        if changed:
+            self._write()
+
     def finished(self, outcome):
         self.running.pop(outcome.cell, None)
+        self.epochs.pop(outcome.cell, None)
+        if self.pending is not None and outcome.cell in self.pending:
+            self.pending.remove(outcome.cell)
         self.durations.append(outcome.seconds)
+        self.by_kind.setdefault(self.kind(outcome.cell), []).append(outcome.seconds)
         if outcome.ok:
             self.done += 1
             message = f"done   {outcome.cell.label} ({format_seconds(outcome.seconds)})"
@@ -425,6 +499,11 @@ class Progress:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def _epochs(cell):
+    cfg = getattr(cell, "cfg", None)
+    return getattr(getattr(cfg, "train", None), "epochs", None)
 
 
 def format_seconds(seconds):
@@ -479,7 +558,7 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
         def command_for(cell):
             return train_command(cell, device, experiment, overrides, threads)
     grid_logs = Path(todo[0].cfg.paths.runs) / "grid_logs"
-    progress = Progress(len(plan.cells), jobs, done=count["finished"])
+    progress = Progress(len(plan.cells), jobs, done=count["finished"], pending=todo)
     outcomes = []
     main_thread = threading.current_thread() is threading.main_thread()
     # `kill` stops the runs too
