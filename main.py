@@ -10,6 +10,7 @@ Examples:
     python main.py --mode compare --models capsnet-bert,bert      # is the difference real? (docs/STATISTICS.md)
     python main.py --mode results                                 # the results page: your runs + the published ones
     python main.py --mode publish                                 # finished runs -> results/ and docs/RESULTS.md
+    python main.py --mode export --out my-capsnet                 # a run as a pretrained folder (safetensors, card)
     python main.py --mode serve --checkpoint runs/mams-atsa/capsnet/seed0/checkpoint.pt   # docs/SERVING.md
 """
 import argparse
@@ -17,7 +18,7 @@ import argparse
 from common.errors import UserError, run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "serve", "report", "stats", "reproduce",
-         "table", "compare", "results", "publish")
+         "table", "compare", "results", "publish", "export")
 SEED_RANGE = (0, 2**32 - 1)   # a seed is a 32-bit number (numpy's limit)
 
 
@@ -36,7 +37,8 @@ def check_args(args):
     return args
 
 
-def parse_args(argv=None):
+def build_parser():
+    """The command line's parser: every mode and option (docs/USAGE.md lists each one; a test checks)."""
     parser = _Parser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
     parser.add_argument("--mode", choices=MODES, default="train")
     parser.add_argument("--model", default="capsnet", help="a name from configs/models (default capsnet)")
@@ -47,12 +49,15 @@ def parse_args(argv=None):
                         help="override any config key, e.g. --set train.epochs=1 (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="the training seed, 0..2^32-1 (default 0)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--checkpoint", help="test/predict/explain/serve: checkpoint file (default: the run folder's)")
+    parser.add_argument("--checkpoint", help="test/predict/explain/serve/export: a checkpoint file, or for "
+                        "predict/explain/serve a pretrained folder (default: the run folder's checkpoint, else "
+                        "the shipped model in pretrained/)")
     parser.add_argument("--text", help="predict/explain: a sentence to classify")
     parser.add_argument("--aspect", action="append", default=[],
                         help="predict/explain: an aspect term or category (repeatable)")
     parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them "
-                        "(default: <run folder>/explain/); results: the page (default <--results>/RESULTS.md)")
+                        "(default: <run folder>/explain/); results: the page (default <--results>/RESULTS.md); export: "
+                        "the pretrained folder to write")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date; "
                         "publish: replace published runs that hold another result")
@@ -73,7 +78,11 @@ def parse_args(argv=None):
     grid.add_argument("--published", help="the published runs the grid, table, "
                       "compare and results read beside your run folders (default results/predictions; "
                       "'none': your run folders only)")
-    return check_args(parser.parse_args(argv))
+    return parser
+
+
+def parse_args(argv=None):
+    return check_args(build_parser().parse_args(argv))
 
 
 def main(argv=None):
@@ -122,6 +131,13 @@ def main(argv=None):
     elif args.mode == "train":
         from train.run import print_json, train_job
         print_json(train_job(cfg, args.seed, args.device))
+    elif args.mode == "export":
+        from pathlib import Path
+
+        from train.inference.evaluate import export_job
+        if not args.out:
+            raise UserError("--mode export needs --out FOLDER: where the pretrained model goes")
+        print(export_job(cfg, args.seed, args.checkpoint, Path(args.out), args.device))
     elif args.mode == "test":
         from train.inference.evaluate import test_job
         from train.run import print_json
@@ -137,29 +153,29 @@ def main(argv=None):
     elif args.mode == "serve":
         from pathlib import Path
 
-        from train.inference.evaluate import load_classifier
+        from train.inference.evaluate import load_classifier, model_to_use
         from train.inference.serve import bind, need_serve_packages, serve
-        from train.run_folder import run_dir
         need_serve_packages()
         sock = bind(args.host, args.port)   # a busy port fails before the model loads
-        checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        serve(load_classifier(checkpoint, args.device, args.dataset), sock=sock)
+        checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
+        serve(load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None), sock=sock)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
         from pathlib import Path
 
-        from train.inference.evaluate import load_classifier
+        from train.inference.evaluate import load_classifier, model_to_use
         from train.inference.explain import explain_job
         from train.inference.requests import read_requests
         from train.run import print_json
-        from train.run_folder import finished_checkpoint, run_dir
         requests = read_requests(args.text, args.aspect, args.input)
-        checkpoint = Path(args.checkpoint) if args.checkpoint else finished_checkpoint(run_dir(cfg, args.seed))
+        checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
         clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
-        else:
-            results = explain_job(clf, requests, args.out, checkpoint.parent / "explain")
+        else:   # heat maps beside the checkpoint, or under runs/explain/ for a pretrained folder
+            default_out = (Path(cfg.paths.runs) / "explain" / checkpoint.name if checkpoint.is_dir()
+                           else checkpoint.parent / "explain")
+            results = explain_job(clf, requests, args.out, default_out)
         for result in results:
             print_json(result)
     return 0

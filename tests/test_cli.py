@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import json_lines, ok, run_main
+from conftest import REPO_ROOT, json_lines, ok, run_main
 
 SENTENCE = "The decor is not special at all but their food is amazing."
 LABELS = {"positive", "negative", "neutral"}
@@ -248,3 +248,13 @@ def test_cli_without_raw_data_and_offline_fails_with_one_error_line_naming_absa_
     line = assert_one_error_line(result, "cannot download", "ABSA_DATA_ROOT", str(empty / "MAMS-ATSA"))
     assert "offline?" in line
     assert not list(empty.rglob("*.xml"))
+
+
+def test_every_mode_and_option_of_the_command_line_is_in_the_usage_doc():
+    import main as entry
+    usage = (REPO_ROOT / "docs" / "USAGE.md").read_text(encoding="utf-8")
+    missing = [f"mode {mode}" for mode in entry.MODES if f"| `{mode}` |" not in usage]
+    for action in entry.build_parser()._actions:
+        missing += [option for option in action.option_strings
+                    if option.startswith("--") and option != "--help" and f"`{option}" not in usage]
+    assert not missing, f"docs/USAGE.md does not describe: {', '.join(missing)}"

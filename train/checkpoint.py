@@ -26,7 +26,7 @@ def read_payload(path):
     """The stored mapping of a checkpoint file (any format: load_checkpoint checks it)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found (train one with --mode train, or name one with --checkpoint)")
+        raise UserError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file

@@ -2,6 +2,7 @@
 
     from train.inference.api import SentimentClassifier
     clf = SentimentClassifier.load("runs/mams-atsa/capsnet/seed0/checkpoint.pt", device="cpu")
+    clf = SentimentClassifier.from_pretrained("pretrained/capsnet-mams-atsa")   # a shipped model
     clf.predict([("The food was great but the service slow.", ["food", "service"])])
     # -> [{"text": ..., "aspect": "food", "label": "positive", "scores": {...}}, {... "service" ...}]
     clf.explain("The food was great but the service slow.", "service")   # per-word weights
@@ -103,22 +104,48 @@ def check_backbone(setting, fingerprints):
 class SentimentClassifier:
     """A trained ABSA model with its encoder: predict and explain on new (text, aspect) pairs."""
 
-    def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None):
+    def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None, state=None):
         self.model, self.encoder, self.cfg, self.device = model.to(device).eval(), encoder, cfg, device
         self.checkpoint, self.fingerprints, self.seed = checkpoint, fingerprints or {}, seed
+        state = state or {}
+        self.state_config = {k: v for k, v in (state.get("config") or {}).items() if k != "seed"}
+        self.data_info = state.get("data_info")
         kernels.use(cfg.train.kernels)   # the run's choice (src/kernels), for every model of this process
 
     @classmethod
     def load(cls, checkpoint, device="cpu"):
-        """From a checkpoint.pt (format 2); device "cpu", "cuda", "auto" or a torch.device."""
+        """From a checkpoint.pt (format 2) or a pretrained folder (from_pretrained); device "cpu",
+        "cuda", "auto" or a torch.device."""
         if not isinstance(checkpoint, (str, Path)):
             raise UserError(f"checkpoint={checkpoint!r}: takes the path of a checkpoint.pt")
         checkpoint = Path(checkpoint)
+        if checkpoint.is_dir():
+            return cls.from_pretrained(checkpoint, device)
         device = _device(device)
         state = load_checkpoint(checkpoint)
         if "encoder" not in state or "data_info" not in state:
             raise UserError(f"{checkpoint}: the checkpoint holds no encoder (saved without one); re-train")
-        cfg = stored_config(checkpoint, state)
+        return cls._from_state(checkpoint, state, device)
+
+    @classmethod
+    def from_pretrained(cls, folder, device="cpu"):
+        """From a pretrained folder (model.safetensors, config.json, encoder.json, README.md:
+        train/inference/pretrained.py), e.g. one shipped in pretrained/ or written by save_pretrained."""
+        from .pretrained import load_pretrained
+        if not isinstance(folder, (str, Path)):
+            raise UserError(f"folder={folder!r}: takes the path of a pretrained model folder")
+        device = _device(device)
+        return cls._from_state(Path(folder), load_pretrained(folder), device)
+
+    def save_pretrained(self, folder, metrics=None, command=None):
+        """Write this model as a pretrained folder (weights as safetensors, config, encoder, model card);
+        `metrics`: its run's metrics.json, for the card's numbers and provenance."""
+        from .pretrained import save_pretrained
+        return save_pretrained(self, folder, metrics, command)
+
+    @classmethod
+    def _from_state(cls, source, state, device):
+        cfg = stored_config(source, state)
         encoder = Encoder.from_state(state["encoder"])
         try:
             if encoder.bert is not None:
@@ -127,14 +154,14 @@ class SentimentClassifier:
         except UserError as err:
             if encoder.bert is None:
                 raise
-            raise UserError(f"{checkpoint}: cannot load its backbone: {err}") from None
+            raise UserError(f"{source}: cannot load its backbone: {err}") from None
         try:
             model.load_state_dict(state["model_state"])
         except (RuntimeError, KeyError, TypeError) as err:   # torch lists every mismatched tensor
             first = str(err).strip().splitlines()
-            raise UserError(f"{checkpoint}: its weights do not fit the {cfg.model_name} model of this version "
+            raise UserError(f"{source}: its weights do not fit the {cfg.model_name} model of this version "
                             f"({first[-1].strip() if first else type(err).__name__}); re-train") from None
-        return cls(model, encoder, cfg, device, checkpoint, state.get("fingerprints"), state["config"].get("seed"))
+        return cls(model, encoder, cfg, device, source, state.get("fingerprints"), state["config"].get("seed"), state)
 
     @property
     def task(self):

@@ -15,6 +15,42 @@ from ..trainer import evaluate
 from .api import SentimentClassifier
 
 
+def model_to_use(cfg, seed, checkpoint=None, say=None):
+    """The checkpoint (or pretrained folder) predict, explain and serve answer with: --checkpoint when
+    given; else the run folder's checkpoint; else, when there is no run folder, the model shipped in
+    pretrained/ for this model and dataset, announced through `say` (stderr by default)."""
+    import sys
+
+    from .pretrained import shipped_folder
+    if checkpoint:
+        return Path(checkpoint)
+    folder = run_dir(cfg, seed)
+    if not folder.exists():
+        shipped = shipped_folder(cfg.name, cfg.data.name)
+        if shipped is not None:
+            name = shipped.relative_to(shipped.parents[1])
+            (say or (lambda text: print(text, file=sys.stderr)))(
+                f"no trained run at {folder}: answering with the shipped model {name} (its card: {name / 'README.md'})")
+            return shipped
+    return finished_checkpoint(folder)
+
+
+def export_job(cfg, seed, checkpoint, out, device="cpu"):
+    """--mode export: a run's checkpoint (the run folder's, or --checkpoint) as a pretrained folder;
+    the card's numbers come from the metrics.json beside the checkpoint, when there is one."""
+    from common.io import read_json_object
+    path = Path(checkpoint) if checkpoint else finished_checkpoint(run_dir(cfg, seed))
+    clf = load_classifier(path, device)
+    metrics_file = path.parent / "metrics.json"
+    metrics = read_json_object(metrics_file, "metrics file") if metrics_file.is_file() else None
+    command = None
+    if metrics and not checkpoint:
+        command = (f"python main.py --mode train --model {clf.cfg.model_name} --dataset {clf.cfg.data.name} "
+                   f"--seed {clf.seed}")
+    folder = clf.save_pretrained(out, metrics, command)
+    return f"exported {path} to {folder} (model.safetensors, config.json, encoder.json, README.md)"
+
+
 def load_classifier(checkpoint, device, dataset=None):
     """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset` (a
     composed data.name, e.g. user-reviews-1a2b3c4d for a folder), when given, must be the one it
