@@ -113,6 +113,11 @@ def test_capsnet_explain_weights_and_png(runs, tmp_path):
     u_map, routing_map = record["weights"]
     assert u_map["words"] == ["the", "food", "was", "great", "but", "the", "<aspect>", "slow", "."]
     assert sum(u_map["rows"]["u"]) == pytest.approx(1.0, abs=1e-4)
+    # the aspect marker's weight is reported apart from the words', with what it means
+    assert u_map["marker"] == {"word": "<aspect>", "position": 6,
+                               "rows": {"u": u_map["rows"]["u"][6]}}
+    assert u_map["note"].startswith("<aspect> stands where the aspect term was") and \
+        f"u {u_map['rows']['u'][6]:.2f}" in u_map["note"]
     routing = np.array([routing_map["rows"][label] for label in ("positive", "negative", "neutral")])
     assert routing.shape == (3, len(u_map["words"]))
     np.testing.assert_allclose(routing.sum(0), 1.0, atol=1e-4)   # each word's w_ij over the capsules

@@ -52,12 +52,16 @@ def plot_explanation(record, path):
                              gridspec_kw={"height_ratios": heights})
     for ax, heat in zip(axes[:, 0], maps):
         rows = list(heat["rows"])
-        image = ax.imshow([heat["rows"][r] for r in rows], cmap="Reds", aspect="auto", vmin=0.0)
+        # the aspect marker (CapsNet on ATSA) is left out of the colour scale: it would wash out the other words
+        skip = (heat.get("marker") or {}).get("position")
+        top = max((v for r in rows for j, v in enumerate(heat["rows"][r]) if j != skip), default=0.0) or 1.0
+        image = ax.imshow([heat["rows"][r] for r in rows], cmap="Reds", aspect="auto", vmin=0.0, vmax=top)
         ax.set_xticks(range(len(heat["words"])), heat["words"], rotation=60, ha="right", fontsize=9)
         ax.set_yticks(range(len(rows)), rows, fontsize=9)
-        ax.set_title(heat["name"], fontsize=10)
+        title = heat["name"] if skip is None else (f"{heat['name']}  (colours scaled to the words; "
+                                                   f"{heat['marker']['word']} marks the term's place)")
+        ax.set_title(title, fontsize=10)
         if len(heat["words"]) <= 40:   # the values themselves, when they fit
-            top = max((max(v) for v in heat["rows"].values()), default=0.0) or 1.0
             for i, r in enumerate(rows):
                 for j, value in enumerate(heat["rows"][r]):
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,

@@ -30,6 +30,7 @@ from common.errors import UserError
 from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
+from data_process.vocab import SPECIALS
 from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import MODELS, DataInfo, build_model
@@ -40,6 +41,7 @@ from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
 
+ASPECT_MARKER = SPECIALS[2]   # "<aspect>": the aspect term's place in CapsNet's ATSA context
 MAX_BATCH_SIZE = 65_536
 MAX_POSITIONS = 32_767   # the 16-bit position distances: the limit of a checkpoint without data.max_words
 
@@ -257,9 +259,18 @@ class SentimentClassifier:
         else:
             positions = list(range(int(batch[length_field(weights.field)][0])))
         values = weights.values[0].float().cpu()
-        return {"name": weights.name, "field": weights.field, "words": [words[p] for p in positions],
+        heat = {"name": weights.name, "field": weights.field, "words": [words[p] for p in positions],
                 "rows": {name: [round(float(values[p, r]), 6) for p in positions]
                          for r, name in enumerate(weights.rows)}}
+        if ASPECT_MARKER in heat["words"]:   # CapsNet on ATSA reads the context: the term replaced by the marker
+            k = heat["words"].index(ASPECT_MARKER)
+            shares = ", ".join(f"{name} {row[k]:.2f}" for name, row in heat["rows"].items())
+            heat["marker"] = {"word": ASPECT_MARKER, "position": k,
+                              "rows": {name: row[k] for name, row in heat["rows"].items()}}
+            heat["note"] = (f"{ASPECT_MARKER} stands where the aspect term was and tells the encoder which term "
+                            f"is asked about; it takes {shares}. The other words share the rest, and the heat "
+                            f"map's colours are scaled to them.")
+        return heat
 
     def with_paths(self, paths, limit=None):
         """The stored config with this machine's paths (and a data limit), for --mode test."""
