@@ -154,13 +154,13 @@ def crossed_bootstrap(codes, statistics, n_resamples, seed):
     of Owen (2007) for a seeds x instances design (docs/STATISTICS.md)."""
     codes = np.asarray(codes, dtype=np.int64)
     k, n = codes.shape
-    onehots = np.eye(K ** 3)[codes]                                    # (k, n, K**3)
+    onehots = np.eye(K ** 3)[codes.T].reshape(n, k * K ** 3)          # instance x (seed, triple)
     picks = seed_draws(k, n_resamples, seed)
     out = [[] for _ in statistics]
     for start in range(0, n_resamples, CHUNK):
         size = min(CHUNK, n_resamples - start)
         weights = instance_weights(n, start, size, seed)               # (size, n)
-        tables = np.rint(np.einsum("rn,knc->rkc", weights, onehots)).astype(np.int64)   # (size, k, K**3)
+        tables = np.rint(weights @ onehots).astype(np.int64).reshape(size, k, K ** 3)   # one matrix product
         chosen = picks[start:start + size]
         for values, statistic in zip(out, statistics):
             per_seed = statistic(tables)                               # (size, k)
