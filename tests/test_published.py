@@ -15,6 +15,7 @@ from train.experiments.claims import write_claims
 from train.experiments.compare import compare_cell, load_settings
 from train.experiments.grid import make_plan, reproduce, run_state
 from train.experiments.publish import publish_job, published_plan
+from train.experiments.results_page import headline_table, with_headline
 from train.experiments.runs import (
     PUBLISHED_ROOT,
     from_folder,
@@ -142,7 +143,8 @@ def test_publish_copies_new_runs_skips_identical_ones_and_refuses_to_replace_ano
     for model, accuracy in (("capsnet", 0.8), ("gcae", 0.6)):
         for seed in (0, 1):
             fake_run(cell_of(plan, model, seed), gold, noisy(rng, gold, accuracy))
-    out = {"published": tmp_path / "pub", "results_dir": tmp_path / "results", "page": tmp_path / "docs" / "R.md"}
+    out = {"published": tmp_path / "pub", "results_dir": tmp_path / "results", "page": tmp_path / "docs" / "R.md",
+           "readme": None}
     assert publish_job("capsnet,gcae", "mams-atsa", 2, None, overrides(tmp_path), **out) == 0
     assert "published 4 run(s)" in capsys.readouterr().out
     written = sorted(p.relative_to(tmp_path / "pub").as_posix() for p in (tmp_path / "pub").rglob("*.parquet"))
@@ -171,7 +173,7 @@ def test_publish_copies_new_runs_skips_identical_ones_and_refuses_to_replace_ano
 def test_publish_takes_the_default_settings_only(tmp_path):
     with pytest.raises(UserError, match=r"--set train.epochs=1: publish takes the default settings only"):
         publish_job(None, "mams-atsa", 1, None, ["train.epochs=1"], published=tmp_path / "pub",
-                    results_dir=tmp_path / "r", page=tmp_path / "R.md")
+                    results_dir=tmp_path / "r", page=tmp_path / "R.md", readme=None)
     assert not (tmp_path / "pub").exists()
 
 
@@ -202,6 +204,12 @@ def test_the_committed_tables_and_claims_are_recomputed_from_the_committed_predi
         assert (tmp_path / name).read_text(encoding="utf-8") == \
             (REPO_ROOT / "results" / name).read_text(encoding="utf-8"), \
             f"results/{name} differs from a render of results/predictions/: run python main.py --mode publish"
+
+
+def test_the_readmes_headline_table_is_the_one_the_published_runs_give():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert with_headline(readme, headline_table(published_plan(), REPO_ROOT / "results")) == readme, \
+        "README.md's headline table is stale: run python main.py --mode publish"
 
 
 def test_every_published_file_is_a_readable_run_of_its_path_and_all_of_them_stay_under_20_mb():

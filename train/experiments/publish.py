@@ -3,9 +3,9 @@
 It copies the test predictions and metrics of the grid's finished run folders (default settings,
 seeds 0..N-1) into results/predictions/ (train/experiments/runs.py), then renders the committed
 tables from the published runs alone: results/table3.{md,csv,tex,png}, results/claims.{md,csv},
-results/table3_seeds.{png,csv}, and the results page docs/RESULTS.md with its seeds plot
-docs/img/table3_seeds.png. Nothing else writes there: --mode reproduce, table and results write a
-user's tables to their own folder.
+results/table3_seeds.{png,csv}, the results page docs/RESULTS.md with its seeds plot
+docs/img/table3_seeds.png, and the headline table of README.md (between its markers). Nothing else
+writes there: --mode reproduce, table and results write a user's tables to their own folder.
 
 A run already published with the same config and predictions is left as it is. One that differs is
 never replaced unless --force is given; without it the whole step stops before writing anything.
@@ -13,16 +13,18 @@ never replaced unless --force is given; without it the whole step stops before w
 from pathlib import Path
 
 from common.errors import UserError
+from common.io import read_text, write_text
 
 from ..config import parse_override
 from .claims import write_claims
 from .grid import make_plan, ran_as_planned, split_names
-from .results_page import write_page
+from .results_page import headline_table, with_headline, write_page
 from .runs import PUBLISHED_ROOT, REPO_ROOT, from_folder, from_published, same_run, write_published
 from .table import render_table
 
 RESULTS_DIR = REPO_ROOT / "results"
 PAGE = REPO_ROOT / "docs" / "RESULTS.md"
+README = REPO_ROOT / "README.md"
 
 
 def published_plan(published=PUBLISHED_ROOT, seeds=5):
@@ -66,7 +68,7 @@ def runs_to_publish(plan):
 
 
 def publish_job(models, datasets, seeds, experiment, overrides, force=False, published=PUBLISHED_ROOT,
-                results_dir=RESULTS_DIR, page=PAGE):
+                results_dir=RESULTS_DIR, page=PAGE, readme=README):
     """Publish the finished runs, then regenerate the committed tables and page; returns the exit status."""
     check_overrides(experiment, overrides)
     plan = make_plan(split_names(models), split_names(datasets), seeds, None, overrides, published=published)
@@ -82,6 +84,8 @@ def publish_job(models, datasets, seeds, experiment, overrides, force=False, pub
     report = write_claims(table_plan, results_dir)
     _, cells = render_table(table_plan, results_dir, marks=report.marks)
     write_page(table_plan, results_dir, page)
+    if readme is not None:
+        write_text(readme, with_headline(read_text(readme, "README"), headline_table(table_plan, results_dir)))
     shown = sum(1 for c in cells if c.status == "ok")
     print(f"published {len(todo)} run(s) to {Path(published).as_posix()}"
           + (f", replacing {len(conflicts)}" if conflicts else "") + f"; {same} already published. "

@@ -472,6 +472,64 @@ def write_page(plan, results_dir, out):
     return text
 
 
+HEADLINE_ROWS = ("td-lstm", "memnet", "capsnet", "authors-capsnet", "capsnet-dr", "bert", "capsnet-bert",
+                 "capsnet-bert-dr")
+HEADLINE_DATASETS = ("mams-atsa", "mams-acsa")
+HEADLINE_START, HEADLINE_END = "<!-- headline table: written by --mode publish -->", "<!-- end of headline table -->"
+
+
+def headline_table(plan, results_dir="results"):
+    """The README's table: Table 3's main rows on the MAMS columns, ours (mean ± std over the published
+    seeds, their number in brackets; seed 0 of an earlier commit where none is published yet) beside the
+    paper's, and the authors' code as reported with the same vectors (results/ablations.csv)."""
+    results_dir = Path(results_dir)
+    columns, paper_models = load_paper()
+    cells = {(c.model, c.dataset): c for c in collect(plan, paper_models)}
+    earlier_csv = results_dir / "earlier" / "table3.csv"
+    earlier = {(c.model, c.dataset): c for c in table3_from_csv(earlier_csv, "").cells} if earlier_csv.is_file() else {}
+    ablations = read_csv(results_dir / "ablations.csv", ABLATIONS_HEADER) \
+        if (results_dir / "ablations.csv").is_file() else []
+    authors = {r["dataset"]: r["accuracy"] for r in ablations
+               if r["what"] == "implementation" and not r["commit"]}
+    rows, marked = [], False
+    for model in HEADLINE_ROWS:
+        if model == "authors-capsnet":
+            rows.append(["CapsNet, the authors' code (reported, same 50-d vectors)",
+                         *(v for d in HEADLINE_DATASETS for v in (authors.get(d, MISSING), ""))])
+            continue
+        row = [paper_models[model][0]]
+        for dataset in HEADLINE_DATASETS:
+            paper = paper_models[model][1].get(dataset)
+            cell, old = cells.get((model, dataset)), earlier.get((model, dataset))
+            if paper is None:
+                row += [NOT_APPLICABLE, NOT_APPLICABLE]
+                continue
+            if cell is not None and cell.status == "ok":
+                stat = cell.stat("accuracy")
+                ours = f"{fmt_mean(stat.mean, stat.std)} ({stat.n})"
+            elif old is not None and old.status == "ok":
+                ours, marked = f"{fmt_mean(old.acc_mean, None)} (seed 0)*", True
+            else:
+                ours = MISSING
+            row += [ours, f"{paper:.2f}"]
+        rows.append(row)
+    header = ["model", "MAMS-ATSA ours", "MAMS-ATSA paper", "MAMS-ACSA ours", "MAMS-ACSA paper"]
+    lines = md_table(header, rows)
+    lines += ["", "- Ours: mean ± std over the published seeds (their number in brackets), on the CPU, at the",
+              "  default settings; the paper's: means of 5 runs."]
+    if marked:
+        lines.append("- \\* seed 0 trained at an earlier commit; its five published seeds are still to come.")
+    return "\n".join(lines)
+
+
+def with_headline(readme, table):
+    """README text with its headline block replaced by `table` (a UserError when the markers are missing)."""
+    start, end = readme.find(HEADLINE_START), readme.find(HEADLINE_END)
+    if start < 0 or end < start:
+        raise UserError(f"README.md: the headline table's markers are missing ({HEADLINE_START} ... {HEADLINE_END})")
+    return readme[:start + len(HEADLINE_START)] + "\n" + table + "\n" + readme[end:]
+
+
 def results_job(results_dir, out, seeds=5, experiment=None, overrides=(), published=PUBLISHED_ROOT):
     """--mode results: render the page from the default grid's finished runs (run folders under
     paths.runs, then the published runs) and write it to `out`; returns the one-line summary."""
