@@ -324,6 +324,23 @@ def test_the_page_shows_each_aspects_label_and_heat_map_in_headless_chromium(liv
     assert browser.find_element(By.ID, "error").text == "error: item 0: aspect 'wine' not found in the text"
 
 
+def test_one_click_on_an_example_fills_the_form_classifies_and_notes_the_aspect_marker(live_servers, browser):
+    from selenium.webdriver.common.by import By
+    url, clf = live_servers["atsa"]
+    wait = open_page(browser, url)
+    text = browser.find_element(By.ID, "text")
+    assert text.get_attribute("value") == "" and not text.get_attribute("placeholder")   # no text that looks typed
+    example = browser.find_elements(By.CSS_SELECTOR, "button.example")[0]
+    example.click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".aspect .heat")) == 4)
+    assert text.get_attribute("value") == example.text == MAMS
+    cards = browser.find_elements(By.CSS_SELECTOR, "article.aspect")
+    expected = clf.predict([(MAMS, ["decor", "food"])])
+    assert [c.find_element(By.CSS_SELECTOR, ".label").text for c in cards] == [r["label"] for r in expected]
+    notes = [n.text for n in browser.find_elements(By.CSS_SELECTOR, ".heat .note")]
+    assert notes and all(n.startswith("<aspect> stands where the aspect term was") for n in notes)
+
+
 def test_the_page_offers_the_acsa_models_categories_and_shows_its_errors(live_servers, browser):
     from selenium.webdriver.common.by import By
     url, clf = live_servers["acsa"]

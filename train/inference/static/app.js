@@ -5,6 +5,15 @@
 
 const $ = (id) => document.getElementById(id);
 let model = null;
+// One click fills the form and classifies. ATSA: the terms; ACSA: the categories, those the model knows.
+const EXAMPLES = [
+  {text: "The decor is not special at all but their food is amazing.", terms: ["decor", "food"],
+   categories: ["ambience", "food"]},
+  {text: "The waiter was rude, but the pasta was worth the wait.", terms: ["waiter", "pasta"],
+   categories: ["staff", "service", "food"]},
+  {text: "Prices are high for what you get, though the view is lovely.", terms: ["Prices", "view"],
+   categories: ["price", "place", "ambience"]},
+];
 
 function element(tag, attributes = {}, text = null) {
   const node = document.createElement(tag);
@@ -39,11 +48,15 @@ function heatColour(value, top) {
 }
 
 function drawMap(map) {
-  // one weight map of an /explain record: {"name", "field", "words", "rows": {row: [value per word]}}
+  // one weight map of an /explain record: {"name", "field", "words", "rows": {row: [value per word]}}; with
+  // CapsNet on ATSA also "marker" (the <aspect> marker's place and weights) and a "note": the colours then
+  // scale to the other words, so that the marker does not wash them out
   const rows = Object.keys(map.rows);
-  const top = Math.max(0, ...rows.flatMap((row) => map.rows[row]));
+  const skip = map.marker ? map.marker.position : -1;
+  const top = Math.max(0, ...rows.flatMap((row) => map.rows[row].filter((_, i) => i !== skip)));
   const box = element("div", {class: "heat", "data-map": map.name});
   box.append(element("h3", {}, map.name));
+  if (map.note) box.append(element("p", {class: "note"}, map.note));
   if (rows.length === 1) {                       // one row: the words themselves, coloured
     const sentence = element("div", {class: "sentence"});
     map.words.forEach((word, i) => {
@@ -91,6 +104,26 @@ function drawRecord(record) {
   }
   card.append(scores);
   return card;
+}
+
+function showExamples() {
+  for (const example of EXAMPLES) {
+    const aspects = model.task === "acsa" ? example.categories.filter((c) => model.categories.includes(c))
+                                          : example.terms;
+    if (!aspects.length) continue;
+    const button = element("button", {type: "button", class: "example"}, example.text);
+    button.addEventListener("click", () => {
+      $("text").value = example.text;
+      if (model.task === "acsa") {
+        for (const box of document.querySelectorAll("#categories input")) box.checked = aspects.includes(box.value);
+      } else {
+        $("terms").value = aspects.join(", ");
+      }
+      $("form").requestSubmit();
+    });
+    $("examples").append(button);
+  }
+  $("examples").hidden = !$("examples").querySelector("button");
 }
 
 async function classify(event) {
@@ -142,6 +175,7 @@ async function start() {
   }
   $("classify").disabled = false;
   $("form").addEventListener("submit", classify);
+  showExamples();
 }
 
 start();
