@@ -140,7 +140,7 @@ def test_an_interrupted_or_crashing_retraining_leaves_the_previous_run_intact(en
     cfg, folder = trained
     before = snapshot(folder)
 
-    def fit_then_fail(model, train_loader, val_loader, tcfg, device, on_best, log, writer):
+    def fit_then_fail(model, train_loader, val_loader, tcfg, device, on_best, log, writer, resume, on_epoch):
         on_best(1, {"step": 1})                          # the first epoch's checkpoint is written
         raise failure("stopped midway")
 

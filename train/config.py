@@ -11,6 +11,7 @@ of typed sections; each function receives the section it reads.
 import copy
 import dataclasses
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,24 @@ class RunConfig:
 
     def replace(self, **sections):
         return dataclasses.replace(self, **sections)
+
+
+# Config keys that do not change a run's result, left out when a stored config is compared (the grid's
+# "finished", a published run's match, a resume state's match): paths; train.num_threads; train.kernels
+# picks between formulations that tests hold equal; data.max_words limits only predict / explain.
+IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("data", "max_words"))
+
+
+def comparable(config):
+    """A stored or composed config as plain JSON data, without the IGNORED_KEYS."""
+    config = json.loads(json.dumps(config))
+    for path in IGNORED_KEYS:
+        parent = config
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return config
 
 
 def read_yaml(path):

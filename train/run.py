@@ -12,10 +12,12 @@ from src.models import build_model, get_model_class
 from . import cuda_graphs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .code_version import code_version
+from .config import comparable
 from .data import PreparedData
 from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
+from .resume import read_resume, remove_resume, resume_file, write_resume
 from .run_folder import attach_log_file, close_log_files, make_logger, run_dir, staged_run
 from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
 from .trainer import evaluate, fit
@@ -52,9 +54,15 @@ def train_job(cfg, seed, device_name="auto"):
     try:
         with staged_run(final) as out:
             summary = _train_into(out, final, cfg, seed, device_name, logger)
+        remove_resume(resume_file(final))     # the run folder is complete: nothing left to resume
     finally:
         close_log_files(logger)
     return summary
+
+
+def same_run_config(stored, config):
+    """Whether a resume state's config is this run's (paths and thread count aside)."""
+    return isinstance(stored, dict) and comparable(stored) == comparable(config)
 
 
 def _train_into(out, final, cfg, seed, device_name, logger):
@@ -80,17 +88,29 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     attach_log_file(logger, out / "train.log")
 
     inference = data.inference_state()   # the encoder and DataInfo shapes: predict needs no data
+    saved = resume_file(final)
+    resume = read_resume(saved, resolved, same_run_config)
+    best_bytes = None
+    if resume is not None:   # a stopped training of this run: go on after its last finished epoch
+        ckpt.write_bytes(resume["best_checkpoint"])
+        best_bytes = resume["best_checkpoint"]
 
     def on_best(epoch, val):
+        nonlocal best_bytes
         save_checkpoint(ckpt, model, resolved, data.fingerprints(), inference,
                         {"epoch": epoch, "step": val["step"], "val": val})
+        best_bytes = ckpt.read_bytes()
+
+    def on_epoch(epoch, state):
+        write_resume(saved, dict(state, config=resolved, best_checkpoint=best_bytes))
 
     writer = None
     if tcfg.tensorboard:
         from .tensorboard import open_writer
         writer = open_writer(out)   # event files beside checkpoint.pt: tensorboard --logdir runs
     try:
-        history, best, timing = fit(model, train_loader, val_loader, tcfg, device, on_best, log, writer)
+        history, best, timing = fit(model, train_loader, val_loader, tcfg, device, on_best, log, writer,
+                                    resume=resume, on_epoch=on_epoch)
     finally:
         if writer is not None:
             writer.close()

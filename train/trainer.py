@@ -16,6 +16,7 @@ from data_process.fields import length_field
 
 from .cuda_graphs import GraphedForward, GraphedSteps, can_use
 from .metrics import classification_metrics
+from .resume import loader_generator, rng_state, set_rng_state
 
 
 def move(batch, device):
@@ -114,7 +115,12 @@ def update(model, batch, optimizer, grad_clip, device, bf16=False):
     return loss.detach()     # holds nothing of the autograd graph
 
 
-def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, writer=None):
+# The loop's variables a resumed training takes over (train/resume.py).
+LOOP_STATE = ("history", "best", "step", "samples", "tokens", "evaluations", "train_seconds", "wall_seconds",
+              "window_steps", "carried_loss", "resumed")
+
+
+def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, writer=None, resume=None, on_epoch=None):
     """Train with the TrainConfig `tcfg`; validate after every epoch (and every
     tcfg.eval_every_steps steps when set); call on_best(epoch, val_metrics) whenever validation
     improves. `writer` (optional, anything with add_scalar(tag, value, step), e.g. a TensorBoard
@@ -124,6 +130,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     GPU step never waits for the host. On CUDA, steps are replayed from CUDA graphs where
     train/cuda_graphs.py's can_use allows, and so are validation forwards (timing's cuda_graphs:
     how many were recorded, and the host time it took).
+    `on_epoch(epoch, state)` gets, after every epoch, the state a stopped training resumes from
+    (train/resume.py); `resume` is such a state: the loop goes on after its epoch as if never stopped.
     Returns (per-epoch history, best validation metrics, timing)."""
     epochs, max_steps, eval_every = tcfg.epochs, tcfg.max_steps, tcfg.eval_every_steps
     metric = tcfg.select_metric
@@ -144,8 +152,23 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     tokens_field = length_field(model.input_fields()[0])
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
-    train_seconds = 0.0
-    start = time.perf_counter()
+    train_seconds, earlier_seconds, resumed = 0.0, 0.0, []
+    window_steps, carried_loss = 0, 0.0   # train/loss window: steps and loss from earlier epochs
+    first_epoch = 1
+    generator = loader_generator(train_loader)
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        (history, best, step, samples, tokens, evaluations, train_seconds, earlier_seconds, window_steps,
+         carried_loss, resumed) = (resume["loop"][k] for k in LOOP_STATE)
+        resumed = [*resumed, resume["epoch"]]
+        set_rng_state(resume["rng"])
+        if generator is not None:
+            generator.set_state(resume["generator"])
+        first_epoch = resume["epoch"] + 1
+        log(f"resumed after epoch {resume['epoch']} (best validation {metric} so far: {best[metric]:.2f})")
+    start = time.perf_counter() - earlier_seconds
 
     def validate(epoch):
         nonlocal best, evaluations
@@ -161,8 +184,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         model.train()
         return val, improved
 
-    window_steps, carried_loss = 0, 0.0   # train/loss window: steps and loss from earlier epochs
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         model.train()
         loss_total, batches, epoch_train = torch.zeros((), device=device), 0, 0.0
         token_total = torch.zeros((), dtype=torch.long, device=device)
@@ -204,6 +226,12 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         log(f"epoch {epoch}: train loss {record['train_loss']:.4f}  val loss {val['loss']:.4f}  "
             f"val acc {val['accuracy']:.2f}  val macro-F1 {val['macro_f1']:.2f}  "
             f"({record['seconds']:.0f} s){'  *best' if improved else ''}")
+        if on_epoch is not None:
+            loop = (history, best, step, samples, tokens, evaluations, train_seconds, time.perf_counter() - start,
+                    window_steps, carried_loss, resumed)
+            on_epoch(epoch, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "loop": dict(zip(LOOP_STATE, loop)),
+                             "rng": rng_state(), "generator": None if generator is None else generator.get_state()})
         if max_steps and step >= max_steps:
             break
     wall = time.perf_counter() - start
@@ -211,6 +239,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
               "validations": evaluations,
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
+    if resumed:
+        timing["resumed_after_epochs"] = resumed   # the run was stopped and went on after these epochs
     if graphed:
         timing["cuda_graphs"] = {"training": len(graphs.graphs), "validation": len(forward.graphs),
                                  "record_seconds": round(graphs.record_seconds + forward.record_seconds, 2),

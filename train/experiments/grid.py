@@ -31,9 +31,9 @@ from common.io import write_json
 from data_process.stats import PAPER_DATASETS
 from src.models import MODELS
 
-from ..config import CONFIG_ROOT, available, compose, read_yaml
+from ..config import CONFIG_ROOT, available, comparable, compose, read_yaml
 from ..run_folder import run_dir
-from .runs import PUBLISHED_ROOT, comparable, from_folder, from_published, published_file
+from .runs import PUBLISHED_ROOT, from_folder, from_published, published_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAIN = REPO_ROOT / "main.py"

@@ -24,6 +24,7 @@ from common.errors import UserError
 from common.io import atomic_path
 from common.labels import LABEL_INDEX, LABELS
 
+from ..config import comparable
 from ..run_folder import read_metrics, unfinished_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -62,24 +63,6 @@ class FinishedRun:
                        else read_published(self.path)[1])
         check_against_metrics(predictions, self.metrics)
         return predictions
-
-
-# Config keys that do not change a run's result, left out when a stored config is compared
-# (data.max_words limits only predict / explain; train.kernels picks between formulations that
-# tests/test_kernels.py holds equal).
-IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("data", "max_words"))
-
-
-def comparable(config):
-    """A stored or composed config as plain JSON data, without the IGNORED_KEYS."""
-    config = json.loads(json.dumps(config))
-    for path in IGNORED_KEYS:
-        parent = config
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            parent.pop(path[-1], None)
-    return config
 
 
 # ---------------------------------------------------------------------------- run folders

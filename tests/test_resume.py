@@ -1,0 +1,85 @@
+"""Runs that outlast a sitting (train/resume.py): a training stopped after an epoch goes on from there
+when it is started again, and ends with exactly the numbers of a training that was never stopped (CPU);
+a resume state of other settings is not used; the state is gone once the run folder is complete."""
+import json
+
+import pytest
+
+from test_reliability import TEXTS, write_folder, write_vectors
+from train import run as run_module
+from train.config import compose
+from train.resume import resume_file
+from train.run import train_job
+from train.run_folder import run_dir
+
+EPOCHS = ["train.epochs=4", "train.tensorboard=false", "train.batch_size=4"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    data = write_folder(root / "reviews", TEXTS * 3)
+    words = {w.strip(".,").lower() for text, _ in TEXTS for w in text.split()} | {".", ","}
+    vectors = write_vectors(root / "vectors.txt", words)
+    return root, data, vectors
+
+
+def config(setup, runs, extra=()):
+    root, data, vectors = setup
+    return compose("capsnet", str(data), None, [f"paths.runs={root / runs}", f"paths.processed={root / 'processed'}",
+                                                 f"data.embeddings={vectors}", *EPOCHS, *extra])
+
+
+def outcome(folder):
+    """What a run's result is: its metrics (timing aside) and its predictions file."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = [{k: v for k, v in h.items() if k != "seconds"} for h in metrics["history"]]
+    return ({k: metrics[k] for k in ("best_epoch", "best_step", "val", "test")}, history,
+            (folder / "predictions.jsonl").read_text())
+
+
+class Stop(KeyboardInterrupt):
+    """What Ctrl-C raises, here right after the state of `epoch` is written."""
+
+
+def stopping_after(epoch, original):
+    def write(path, state):
+        original(path, state)
+        if state["epoch"] == epoch:
+            raise Stop
+    return write
+
+
+def test_a_training_stopped_after_an_epoch_resumes_and_ends_as_if_never_stopped(setup, monkeypatch):
+    whole = config(setup, "whole")
+    train_job(whole, 0, "cpu")
+    assert not resume_file(run_dir(whole, 0)).exists()          # removed once the run folder is complete
+
+    stopped = config(setup, "stopped")
+    folder = run_dir(stopped, 0)
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "write_resume", stopping_after(2, run_module.write_resume))
+        with pytest.raises(Stop):
+            train_job(stopped, 0, "cpu")
+    assert resume_file(folder).is_file() and not folder.exists()   # the state of epoch 2, no run folder yet
+    train_job(stopped, 0, "cpu")
+    assert outcome(folder) == outcome(run_dir(whole, 0))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["timing"]["resumed_after_epochs"] == [2]
+    assert "resumed after epoch 2" in (folder / "train.log").read_text()
+    assert not resume_file(folder).exists()
+
+
+def test_a_resume_state_of_other_settings_is_not_used(setup, monkeypatch):
+    first = config(setup, "other")
+    folder = run_dir(first, 0)
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "write_resume", stopping_after(1, run_module.write_resume))
+        with pytest.raises(Stop):
+            train_job(first, 0, "cpu")
+    assert resume_file(folder).is_file()
+    changed = config(setup, "other", ["train.lr=0.002"])
+    train_job(changed, 0, "cpu")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert "resumed_after_epochs" not in metrics["timing"] and metrics["config"]["train"]["lr"] == 0.002
+    assert "resumed after" not in (folder / "train.log").read_text()
