@@ -138,7 +138,7 @@ def main(argv=None):
         from train.run_folder import finished_checkpoint, run_dir
         requests = read_requests(args.text, args.aspect, args.input)
         checkpoint = Path(args.checkpoint) if args.checkpoint else finished_checkpoint(run_dir(cfg, args.seed))
-        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:
