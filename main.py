@@ -57,6 +57,9 @@ def parse_args(argv=None):
     parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
                         "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
     parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME", dest="allow_hosts",
+                        help="serve: also answer requests whose Host header is NAME (repeatable; by default only "
+                        "the bound address, and localhost on a loopback address)")
     grid = parser.add_argument_group("reproduce / table / compare (the paper's Table 3 grid; train/experiments/)")
     grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3); "
                       "compare: the two models A,B")
@@ -126,7 +129,8 @@ def main(argv=None):
         need_serve_packages()
         sock = bind(args.host, args.port)   # a busy port fails before the model loads
         checkpoint = Path(args.checkpoint) if args.checkpoint else run_dir(cfg, args.seed) / "checkpoint.pt"
-        serve(load_classifier(checkpoint, args.device, args.dataset), sock=sock)
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
+        serve(clf, sock=sock, allowed_hosts=args.allow_hosts, settings=cfg.inference)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
         from pathlib import Path
