@@ -54,6 +54,8 @@ def parse_args(argv=None):
                         "(default: <run folder>/explain/); results: the page (default docs/RESULTS.md)")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date")
+    parser.add_argument("--overwrite", action="store_true", help="train: replace a finished run in the run folder "
+                        "(without it, a finished run is kept and the training refused)")
     parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
                         "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
     parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
@@ -107,7 +109,7 @@ def main(argv=None):
         PreparedData(cfg.data, cfg.paths, model_inputs(cfg), force=args.force)  # with the model's BERT inputs
     elif args.mode == "train":
         from train.run import print_json, train_job
-        print_json(train_job(cfg, args.seed, args.device))
+        print_json(train_job(cfg, args.seed, args.device, overwrite=args.overwrite))
     elif args.mode == "test":
         from train.inference.evaluate import test_job
         from train.run import print_json

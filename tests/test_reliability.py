@@ -147,7 +147,7 @@ def test_an_interrupted_or_crashing_retraining_leaves_the_previous_run_intact(en
     monkeypatch.setattr(run_module, "fit", fit_then_fail)
     changed = cfg_of(env, extra=["train.lr=0.01"])     # a re-run of the grid cell with a changed config
     with pytest.raises(failure):
-        train_job(changed, 0, "cpu")
+        train_job(changed, 0, "cpu", overwrite=True)
     assert snapshot(folder) == before
     assert leftovers(folder) == []
     # the grid still sees the old run: finished for its own config, changed for the new one
@@ -438,7 +438,7 @@ def test_a_retraining_killed_midway_by_sigkill_leaves_the_previous_run_intact(en
     """The real thing: a training process killed at its first epoch (no cleanup code runs)."""
     cfg, folder = trained
     before = snapshot(folder)
-    argv = ["--mode", "train", "--dataset", str(env["data"]), "--device", "cpu",
+    argv = ["--mode", "train", "--dataset", str(env["data"]), "--device", "cpu", "--overwrite",
             *[a for o in [*env["overrides"], "train.epochs=50"] for a in ("--set", o)]]
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *argv], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
