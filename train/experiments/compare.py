@@ -10,9 +10,14 @@ the test predictions every run keeps (predictions.jsonl), on the seeds both mode
   the test instances (the same draw for A and B); the percentile interval of the mean difference and
   its two-sided percentile p-value, for accuracy and for macro-F1.
 
+A seed is used only when both models have it and each prediction file agrees with its run's
+metrics.json (train/experiments/run_checks.py); every seed left out is named with the reason, in
+each result's "left_out" and on stderr.
+
 Settings (bootstrap seed, number of resamples, alpha) come from configs/compare.yaml.
 """
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +29,8 @@ from common.labels import LABEL_INDEX, LABELS
 
 from ..config import CONFIG_ROOT, read_yaml
 from ..predictions import read_predictions
-from .grid import finished_metrics, make_plan, split_names
+from .grid import make_plan, split_names
+from .run_checks import left_out_lines, left_out_seeds, usable_runs
 
 SETTINGS_FILE = CONFIG_ROOT / "compare.yaml"
 K = len(LABELS)
@@ -189,9 +195,9 @@ def accuracy_interval(tables, settings):
 # ---------------------------------------------------------------- runs of the grid
 
 def finished_runs(plan, model, dataset):
-    """{seed: cell} of the plan's finished runs of `model` on `dataset`."""
-    return {c.seed: c for c in plan.cells
-            if c.model == model and c.dataset == dataset and finished_metrics(c) is not None}
+    """{seed: RunPredictions} of the plan's finished runs of `model` on `dataset` whose predictions
+    agree with their metrics.json (run_checks: the others are left out, with the reason)."""
+    return usable_runs(plan, model, dataset, read_run)[0]
 
 
 def seed_tables(plan, a, b, dataset):
@@ -208,8 +214,8 @@ def seed_tables(plan, a, b, dataset):
                         f"({a}: {listed(runs_a)}; {b}: {listed(runs_b)})")
     reference, tables, tests = None, [], []
     for seed in seeds:
-        pred_a = read_run(runs_a[seed])
-        pred_b = pred_a if a == b else read_run(runs_b[seed])
+        pred_a = runs_a[seed]
+        pred_b = pred_a if a == b else runs_b[seed]
         reference = reference or pred_a
         check_same_instances(reference, pred_a)
         check_same_instances(reference, pred_b)
@@ -234,6 +240,7 @@ def compare_cell(plan, a, b, dataset, settings):
         "macro_f1_difference": float(macro_f1_difference(tables).mean()), "macro_f1_ci95": f1_ci,
         "macro_f1_p_value": f1_p_value,
         "mcnemar": tests, "n_resamples": settings.n_resamples, "bootstrap_seed": settings.seed,
+        "left_out": left_out_seeds(plan, a, b, dataset, read_run),
     }
 
 
@@ -246,6 +253,8 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
     settings = load_settings(settings_file)
     plan = make_plan(names, split_names(datasets), seeds, experiment, overrides)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
+    for line in (line for result in results for line in left_out_lines(result)):
+        print(line, file=sys.stderr)
     for result in results:
         print(json.dumps(result))
     return 0

@@ -6,7 +6,6 @@ results/gpu/table3.csv; Table 2 from results/table2.md; the ablations from resul
 (one table per `what`); speed from results/speed.csv; the claims from results/claims.md when it
 exists. The page holds no date or clock reading, so the same files render the same bytes.
 """
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from common.errors import UserError
 from common.io import write_text
 
 from .grid import make_plan
+from .sources import check_page_output, read_csv_rows, read_markdown
 from .table import MISSING, NOT_APPLICABLE, collect, load_paper
 
 ABLATIONS_HEADER = ["what", "setting", "dataset", "seeds", "accuracy", "macro_f1", "commit", "command", "notes"]
@@ -167,14 +167,8 @@ def _float(text):
 
 
 def read_csv(path, header):
-    """The rows of a results CSV as dicts; a missing column is a UserError naming the file."""
-    path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [k for k in header if k not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(header)})")
-        return [row for row in reader if any((v or "").strip() for v in row.values())]
+    """The rows of a results CSV as dicts; a damaged file is a UserError naming the file and line."""
+    return read_csv_rows(path, header)
 
 
 def table3_from_csv(path, title):
@@ -365,7 +359,7 @@ def demoted(markdown, levels=2):
 def table2_section(path):
     lines = ["## Datasets (Table 2)", "", TABLE2_NOTE, ""]
     if path.is_file():
-        lines.append(demoted("\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+        lines.append(demoted("\n".join(line for line in read_markdown(path).splitlines()
                                        if line.startswith("|"))))
     else:
         lines.append(f"{path.as_posix()} is missing: `python main.py --mode stats` writes it.")
@@ -403,7 +397,7 @@ def render_page(runs_root, results_dir="results", seeds=5, experiment=None, over
         sections.append(render_speed(speed))
     claims = results_dir / "claims.md"
     if claims.is_file():
-        sections.append("\n".join(["## Claims", "", CLAIMS_NOTE, "", demoted(claims.read_text(encoding="utf-8"))]))
+        sections.append("\n".join(["## Claims", "", CLAIMS_NOTE, "", demoted(read_markdown(claims))]))
     buffer = io.StringIO()
     buffer.write("\n\n".join(s.rstrip("\n") for s in sections) + "\n")
     return buffer.getvalue()
@@ -411,6 +405,7 @@ def render_page(runs_root, results_dir="results", seeds=5, experiment=None, over
 
 def results_job(runs_root, results_dir, out, seeds=5, experiment=None, overrides=()):
     """Render the page and write it to `out` (atomically); returns the one-line summary."""
+    check_page_output(out)
     text = render_page(runs_root, results_dir, seeds, experiment, overrides)
     write_text(out, text)
     return f"results page written to {Path(out).as_posix()} ({len(text.splitlines())} lines)"
