@@ -164,7 +164,7 @@ def test_a_second_training_of_a_locked_run_folder_gets_one_error_line_naming_fol
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = cli(capsys, "--mode", "train", "--dataset", env["data"], "--device", "cpu",
+        result = cli(capsys, "--mode", "train", "--dataset", env["data"], "--device", "cpu", "--overwrite",
                      *[a for o in env["overrides"] for a in ("--set", o)])
         assert_error(result, str(folder), f"pid {holder.pid}", "another training")
         assert snapshot(folder) == before
