@@ -61,9 +61,14 @@ def build_parser():
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date; "
                         "publish: replace published runs that hold another result")
+    parser.add_argument("--overwrite", action="store_true", help="train: replace a finished run in the run folder "
+                        "(without it, a finished run is kept and the training refused)")
     parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
                         "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
     parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME", dest="allow_hosts",
+                        help="serve: also answer requests whose Host header is NAME (repeatable; by default only "
+                        "the bound address, and localhost on a loopback address)")
     grid = parser.add_argument_group("reproduce / table / compare (the paper's Table 3 grid; train/experiments/)")
     grid.add_argument("--models", help="comma-separated models (default: the 16 rows of Table 3); "
                       "compare: the two models A,B")
@@ -130,7 +135,7 @@ def main(argv=None):
         PreparedData(cfg.data, cfg.paths, model_inputs(cfg), force=args.force)  # with the model's BERT inputs
     elif args.mode == "train":
         from train.run import print_json, train_job
-        print_json(train_job(cfg, args.seed, args.device))
+        print_json(train_job(cfg, args.seed, args.device, overwrite=args.overwrite))
     elif args.mode == "export":
         from pathlib import Path
 
@@ -158,7 +163,8 @@ def main(argv=None):
         need_serve_packages()
         sock = bind(args.host, args.port)   # a busy port fails before the model loads
         checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
-        serve(load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None), sock=sock)
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
+        serve(clf, sock=sock, allowed_hosts=args.allow_hosts, settings=cfg.inference)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
         from pathlib import Path
@@ -169,7 +175,7 @@ def main(argv=None):
         from train.run import print_json
         requests = read_requests(args.text, args.aspect, args.input)
         checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
-        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None)
+        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:   # heat maps beside the checkpoint, or under runs/explain/ for a pretrained folder

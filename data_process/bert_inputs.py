@@ -126,6 +126,11 @@ def _load_tokenizer(folder, key):
                         f"tells sentence from aspect pieces (sequence_ids); add a tokenizer.json")
     if set(tokenizer("a", "b").sequence_ids(0)) != {None, 0, 1}:
         raise UserError(f"{folder}: its tokenizer has no sentence-pair template")
+    rows = backbone_config(Path(folder)).get("vocab_size")
+    if isinstance(rows, int) and len(tokenizer) > rows:   # its last ids would index past the embedding table
+        raise UserError(f"{folder}: its tokenizer has {len(tokenizer)} tokens, more than the {rows} rows of the "
+                        f"model's embedding table (config.json vocab_size); tokenizer and weights come from "
+                        f"different models")
     return tokenizer
 
 

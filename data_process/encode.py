@@ -37,6 +37,27 @@ def _pad(rows):
     return out, lengths
 
 
+def position_limit(task):
+    """(the most tokens a sentence may have, the field and integer type that bound it): the term
+    distances (ATSA) count positions in 16 bits; otherwise the 32-bit word arrays."""
+    distance = task_fields(task).get("sentence_distance")
+    if distance is not None:
+        return int(np.iinfo(distance.dtype).max), "sentence_distance", distance.dtype
+    return int(np.iinfo(np.int32).max), "sentence", "int32"
+
+
+def check_positions(instances, tokenised, task):
+    """A UserError naming the first sentence with more tokens than the arrays' integer types hold
+    (a review of 40,000 tokens would overflow the 16-bit term distances)."""
+    limit, field, dtype = position_limit(task)
+    for instance, tokens in zip(instances, tokenised):
+        if len(tokens.tokens) > limit:
+            preview = instance.text[:40] + ("..." if len(instance.text) > 40 else "")
+            raise UserError(f"sentence {instance.sentence_id + 1} ({preview!r}): {len(tokens.tokens)} tokens, more "
+                            f"than the {limit} positions its {field} array ({dtype}) holds; split the text into "
+                            f"shorter sentences")
+
+
 def word_arrays(instances, tokenised, vocab, task, categories=None):
     """Dict of numpy arrays of the task's word-level fields for `instances` (fields.WORD_FIELDS)."""
     sentences = [vocab.encode(t.tokens) for t in tokenised]

@@ -21,7 +21,7 @@ from common.io import write_npy, write_npz, write_yaml
 from common.labels import LABELS
 
 from . import embeddings as emb
-from .encode import Encoder, tokenise
+from .encode import Encoder, check_positions, tokenise
 from .fields import WORD_FIELDS
 from .lexicon import lexicon_words, sentiment_matrix
 from .raw_data import ensure_raw, sha256_of, split_files
@@ -86,6 +86,11 @@ def preprocess(data, paths, log=print, force=False):
     matrix, coverage = emb.embedding_matrix(vocab, vectors, dim, data.oov_init_range, data.seed)
     encoder = Encoder(vocab, task, data.categories, data.lowercase)
     sentiment, lexicon_hits = sentiment_matrix(vectors)
+    for split in SPLITS:   # every split checked before any output is written
+        try:
+            check_positions(instances[split], tokenised[split], task)
+        except UserError as err:
+            raise UserError(f"{files.get(split, files['train'])}: {err}") from None
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.yaml").unlink(missing_ok=True)  # no marker while the outputs are being replaced

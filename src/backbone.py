@@ -17,9 +17,20 @@ def load_backbone(setting):
     hf_logging.disable_progress_bar()
     folder = resolve_backbone(setting)
     try:
-        return AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{folder}: cannot load the backbone's weights ({str(err).splitlines()[0]})") from None
+        model, info = AutoModel.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+                                                output_loading_info=True)
+    except Exception as err:   # noqa: BLE001 - safetensors, pickle, zip and torch each raise their own type
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UserError(f"{folder}: cannot load the backbone's weights, damaged or incomplete ({first})") from None
+    # a weights file that lacks tensors loads with those tensors random: refuse it (the pooler aside,
+    # which masked-LM checkpoints leave out and these models do not use)
+    missing = [k for k in info.get("missing_keys", ()) if not k.startswith("pooler.")]
+    mismatched = [k for k, *_ in info.get("mismatched_keys", ())]
+    if missing or mismatched:
+        what = f"{len(missing)} weight(s) missing" if missing else f"{len(mismatched)} weight(s) of another shape"
+        raise UserError(f"{folder}: its weights do not fit its config.json ({what}, e.g. "
+                        f"{(missing or mismatched)[0]}); a damaged or mixed-up folder")
+    return model
 
 
 def bert_inputs(cfg, fields):

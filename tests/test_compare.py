@@ -245,8 +245,8 @@ def test_cli_prints_a_table_a_person_reads_then_one_json_line_per_dataset(tmp_pa
         pred = {A: noisy(rng, gold, 0.8), B: noisy(rng, gold, 0.6)}
         fill(plan, dataset, lambda model, seed: (gold, pred[model]), (0,))
     sets = [part for item in overrides for part in ("--set", item)]
-    assert main.main(["--mode", "compare", "--models", f"{A},{B}", "--datasets", ",".join(datasets),
-                      "--seeds", "1", *sets]) == 0
+    assert main.main(["--mode", "compare", "--models", f"{A},{B}", "--published", "none", "--datasets",
+                      ",".join(datasets), "--seeds", "1", *sets]) == 0
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
     assert [line["dataset"] for line in lines] == list(datasets)
@@ -269,7 +269,7 @@ def test_cli_error_is_one_line_with_exit_status_2_and_no_output(tmp_path, capsys
     fill(plan, "mams-atsa", lambda model, seed: (gold, gold), (0,))
     sets = [part for item in overrides for part in ("--set", item)]
     with pytest.raises(SystemExit) as exited:          # restaurant-atsa has no runs
-        run_command(lambda: main.main(["--mode", "compare", "--models", f"{A},{B}", "--datasets",
+        run_command(lambda: main.main(["--mode", "compare", "--models", f"{A},{B}", "--published", "none", "--datasets",
                                        "mams-atsa,restaurant-atsa", "--seeds", "1", *sets]))
     out, err = capsys.readouterr()
     assert exited.value.code == 2 and out == ""

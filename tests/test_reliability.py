@@ -147,7 +147,7 @@ def test_an_interrupted_or_crashing_retraining_leaves_the_previous_run_intact(en
     monkeypatch.setattr(run_module, "fit", fit_then_fail)
     changed = cfg_of(env, extra=["train.lr=0.01"])     # a re-run of the grid cell with a changed config
     with pytest.raises(failure):
-        train_job(changed, 0, "cpu")
+        train_job(changed, 0, "cpu", overwrite=True)
     assert snapshot(folder) == before
     assert leftovers(folder) == []
     # the grid still sees the old run: finished for its own config, changed for the new one
@@ -164,7 +164,7 @@ def test_a_second_training_of_a_locked_run_folder_gets_one_error_line_naming_fol
         cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = cli(capsys, "--mode", "train", "--dataset", env["data"], "--device", "cpu",
+        result = cli(capsys, "--mode", "train", "--dataset", env["data"], "--device", "cpu", "--overwrite",
                      *[a for o in env["overrides"] for a in ("--set", o)])
         assert_error(result, str(folder), f"pid {holder.pid}", "another training")
         assert snapshot(folder) == before
@@ -440,7 +440,7 @@ def test_a_retraining_killed_midway_by_sigkill_leaves_the_previous_run_intact(en
     """The real thing: a training process killed at its first epoch (no cleanup code runs)."""
     cfg, folder = trained
     before = snapshot(folder)
-    argv = ["--mode", "train", "--dataset", str(env["data"]), "--device", "cpu",
+    argv = ["--mode", "train", "--dataset", str(env["data"]), "--device", "cpu", "--overwrite",
             *[a for o in [*env["overrides"], "train.epochs=50"] for a in ("--set", o)]]
     proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *argv], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

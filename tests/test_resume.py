@@ -4,8 +4,8 @@ a resume state of other settings is not used; the state is gone once the run fol
 import json
 
 import pytest
-
 from test_reliability import TEXTS, write_folder, write_vectors
+
 from train import run as run_module
 from train.config import compose
 from train.resume import resume_file

@@ -5,6 +5,7 @@ Tiny CapsNet (ATSA and ACSA) and LSTM runs are trained once per module on a few 
 (one epoch, in this process); every output goes to tmp folders. The API tests use Starlette's
 TestClient; the concurrency and browser tests a real uvicorn server on a free loopback port.
 """
+import dataclasses
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 
 from common.errors import UserError
 from conftest import REPO_ROOT, compose_cfg
@@ -29,7 +31,14 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from train.inference.api import SentimentClassifier  # noqa: E402
 from train.inference.explain import explain_job  # noqa: E402
-from train.inference.serve import MAX_ASPECTS, MAX_BODY_BYTES, MAX_TEXT_CHARS, bind, make_app  # noqa: E402
+from train.inference.serve import (  # noqa: E402
+    MAX_ASPECTS,
+    MAX_BODY_BYTES,
+    MAX_TEXT_CHARS,
+    HostPolicy,
+    bind,
+    make_app,
+)
 
 MAMS = "The decor is not special at all but their food is amazing."
 SENTENCES = [
@@ -82,9 +91,23 @@ def classifiers(checkpoints):
     return {name: SentimentClassifier.load(path, device="cpu") for name, path in checkpoints.items()}
 
 
+BASE_URL = "http://127.0.0.1:8000"   # the Host the server answers by default
+
+
 @pytest.fixture(scope="module")
 def clients(classifiers):
-    return {name: TestClient(make_app(clf)) for name, clf in classifiers.items()}
+    return {name: TestClient(make_app(clf), base_url=BASE_URL) for name, clf in classifiers.items()}
+
+
+def assert_same_answers(got, expected):
+    """The records of --mode predict: the same texts, aspects and labels, and the same scores to the
+    4 decimals shown, but for one unit in the last where float32 sums over a batch composed of other
+    requests' rows (differences of about 1e-7) round the other way."""
+    assert [(r["text"], r["aspect"], r["label"]) for r in got] == \
+        [(r["text"], r["aspect"], r["label"]) for r in expected]
+    for g, e in zip(got, expected):
+        assert g["scores"].keys() == e["scores"].keys()
+        assert all(abs(g["scores"][k] - e["scores"][k]) <= 1.0001e-4 for k in g["scores"]), (g, e)
 
 
 def run_main(*args, timeout=300):
@@ -136,11 +159,12 @@ def test_explain_answers_the_record_of_the_command_line_without_a_png(clients, c
     ("atsa", "atsa", None),
     ("acsa", "acsa", ["ambience", "food", "service", "staff", "menu", "price", "place"]),
 ])
-def test_health_names_the_model_task_categories_and_checkpoint(clients, checkpoints, name, task, categories):
+def test_health_names_the_model_task_and_categories_and_no_file_system_path(clients, checkpoints, name, task,
+                                                                            categories):
     response = clients[name].get("/health")
     assert response.status_code == 200
-    assert response.json() == {"model": "capsnet", "task": task, "categories": categories,
-                               "checkpoint": str(checkpoints[name]), "explains": True}
+    assert response.json() == {"model": "capsnet", "task": task, "categories": categories, "explains": True}
+    assert str(checkpoints[name].parents[3]) not in response.text   # no part of the runs folder's path
 
 
 def api_error(call):
@@ -188,12 +212,135 @@ def test_a_bad_request_is_a_4xx_with_the_command_lines_words_and_the_server_keep
     }
     name, path, body, status, words = cases[case]
     client = clients[name]
-    sent = {"content": body} if isinstance(body, str) else {"json": body}
+    sent = {"content": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, str) \
+        else {"json": body}
     response = client.post(path, **sent)
     assert (response.status_code, response.json()) == (status, {"error": words})
     assert "Traceback" not in response.text
     assert client.get("/health").status_code == 200   # still serving
     assert client.post("/predict", json={"text": MAMS, "aspects": ["food"]}).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000,                                      # nested past the parser's recursion limit
+    b'{"text": "The food", "aspects": ["food"]',         # cut short
+    b"\xff\xfe\x00garbage", b"", b"null", b"true", b'"food"', b"[1, 2]", b"[[]]", b'{"text": 1, "aspects": ["a"]}',
+    b'{"text": null, "aspects": []}', b'{"text": "food", "aspects": {"food": 1}}', b'{"text": "food", "aspects": [7]}',
+    b'{"text": "food", "aspects": [["food"]]}', b'{"text": "food", "aspects": null}', b'{"aspects": ["food"]}',
+    b'{"text": "\\ud800 food", "aspects": ["food"]}', b'{"text": "food", "aspects": ["\\udfff"]}',
+    b'{"text": "food", "aspects": ["food"], "n": 1' + b"1" * 5000 + b"}", b'{"text": "food", "aspects": [""]}',
+    b'{"text": "food", "aspects": ["   "]}', b'{"text": NaN, "aspects": ["food"]}', b"[{}]", b"[]", b"{}",
+])
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+def test_every_malformed_body_is_a_400_in_words_never_a_500(clients, path, body):
+    response = clients["atsa"].post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith(("request: ", "item 0: ")) and "Traceback" not in error and "\n" not in error
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/jsonx"])
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+def test_a_post_body_not_declared_application_json_is_a_415(clients, path, content_type):
+    body = json.dumps({"text": MAMS, "aspects": ["food"], "aspect": "food"})
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = clients["atsa"].post(path, content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json() == {"error": f"request: Content-Type {repr(content_type) if content_type else 'missing'}; "
+                                        "this server takes application/json bodies"}
+    ok = clients["atsa"].post(path, content=body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "testserver",
+                                  "10.0.0.7:8000", "[::1]:8000", "127.0.0.1:8000:80", ""])
+def test_a_foreign_host_header_is_refused_on_every_path(classifiers, host):
+    client = TestClient(make_app(classifiers["atsa"]), base_url=BASE_URL)
+    for method, path in (("GET", "/health"), ("GET", "/"), ("POST", "/predict")):
+        response = client.request(method, path, json={"text": MAMS, "aspects": ["food"]}, headers={"Host": host})
+        assert response.status_code == 400
+        assert response.json()["error"].startswith(f"request: Host {host!r} is not this server's name (it answers "
+                                                   "127.0.0.1, localhost; --allow-host NAME adds one)")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8000", "localhost:8000", "LOCALHOST", "localhost.:80",
+                                  "reviews.lan:8000"])
+def test_the_bound_address_localhost_and_allowed_names_are_served(classifiers, host):
+    app = make_app(classifiers["atsa"], hosts=HostPolicy("127.0.0.1", ["reviews.lan"]))
+    response = TestClient(app, base_url=BASE_URL).get("/health", headers={"Host": host})
+    assert response.status_code == 200 and response.json()["model"] == "capsnet"
+
+
+def test_host_policy_of_other_bound_addresses():
+    wildcard = HostPolicy("0.0.0.0")
+    assert wildcard.allows("192.168.1.20:8000") and wildcard.allows("[fe80::1]:8000") and wildcard.allows("localhost")
+    assert wildcard.allows(socket.gethostname()) and not wildcard.allows("evil.example:8000")
+    ipv6 = HostPolicy("::1")
+    assert ipv6.allows("[::1]:8000") and ipv6.allows("localhost:8000") and not ipv6.allows("127.0.0.1:8000")
+    lan = HostPolicy("192.168.1.20")
+    assert lan.allows("192.168.1.20:8000") and not lan.allows("localhost") and not lan.allows("192.168.1.21")
+    assert not lan.allows("[192.168.1.20") and not lan.allows("192.168.1.20:port")
+
+
+def test_requests_that_arrive_together_share_model_calls_and_get_their_own_answers(classifiers):
+    clf = classifiers["atsa"]
+    calls = []
+    original = clf.score_pieces
+
+    def counted(pieces):
+        calls.append(len(pieces))
+        return original(pieces)
+
+    settings = dataclasses.replace(clf.cfg.inference, max_delay_ms=200.0, max_batch=64)
+    app = make_app(clf, settings=settings)
+    clf.score_pieces = counted
+    try:
+        client = TestClient(app, base_url=BASE_URL)
+        requests = varied_requests(12)
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda r: client.post("/predict", json=r).json(), requests))
+    finally:
+        del clf.score_pieces
+    assert sum(calls) == 12 and len(calls) < 12          # 12 requests, fewer model calls
+    for request, answer in zip(requests, answers):
+        assert_same_answers(answer, clf.predict([request]))
+
+
+def test_bf16_on_a_cpu_without_it_is_one_error_naming_the_setting(checkpoints, monkeypatch):
+    import train.inference.api as api
+    monkeypatch.setattr(api, "cpu_has_bf16", lambda: False)
+    with pytest.raises(UserError, match=r"^inference.bf16=true: this CPU has no native bf16 \(AVX512-BF16 or AMX\); "
+                                        r"set inference.bf16=false$"):
+        SentimentClassifier.load(checkpoints["atsa"], device="cpu", bf16=True)
+    result = run_main("--mode", "predict", "--checkpoint", str(checkpoints["atsa"]), "--device", "cpu", "--text", MAMS,
+                      "--aspect", "food", "--set", "inference.bf16=maybe")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "inference.bf16 takes true or false" in result.stderr
+
+
+def test_bf16_switch_runs_predict_and_the_server_under_bf16_autocast(checkpoints, classifiers):
+    from train.inference.api import cpu_has_bf16
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16 or AMX)")
+    fp32 = classifiers["atsa"]
+    bf16 = SentimentClassifier.load(checkpoints["atsa"], device="cpu", bf16=True)
+    seen = []
+    hook = bf16.model.register_forward_hook(lambda module, args, out: seen.append(torch.is_autocast_enabled("cpu")))
+    try:
+        records = bf16.predict([(MAMS, ["decor", "food"])])
+        served = TestClient(make_app(bf16), base_url=BASE_URL).post("/predict", json={"text": MAMS,
+                                                                                       "aspects": ["decor", "food"]})
+    finally:
+        hook.remove()
+    assert seen == [True, True]
+    expected = fp32.predict([(MAMS, ["decor", "food"])])
+    for got, want in zip(records + served.json(), expected * 2):
+        assert all(abs(got["scores"][k] - want["scores"][k]) < 0.05 for k in want["scores"])
+    cli = run_main("--mode", "predict", "--checkpoint", str(checkpoints["atsa"]), "--device", "cpu", "--text", MAMS,
+                   "--aspect", "decor", "--aspect", "food", "--set", "inference.bf16=true")
+    assert cli.returncode == 0, cli.stderr
+    assert json_lines(cli.stdout) == records
 
 
 def test_wrong_method_and_unknown_path_are_json_errors(clients):
@@ -218,7 +365,7 @@ def test_a_batch_of_1000_aspects_in_one_request_matches_the_api(clients, classif
     assert response.status_code == 200
     records = response.json()
     assert len(records) == 1000
-    assert records == classifiers["atsa"].predict(body)
+    assert_same_answers(records, classifiers["atsa"].predict(body))
 
 
 def start_live_server(clf):
@@ -258,7 +405,8 @@ def test_concurrent_clients_get_the_predictions_of_the_api(live_servers):
     with ThreadPoolExecutor(8) as pool:   # 8 clients, 6 requests each, all at once
         answers = [a for chunk in pool.map(ask, [requests[k::8] for k in range(8)]) for a in chunk]
     expected = [clf.predict([request]) for k in range(8) for request in requests[k::8]]
-    assert answers == expected
+    for got, want in zip(answers, expected, strict=True):
+        assert_same_answers(got, want)
 
 
 def chromium_paths():
@@ -299,7 +447,7 @@ def test_the_page_shows_each_aspects_label_and_heat_map_in_headless_chromium(liv
     from selenium.webdriver.common.by import By
     url, clf = live_servers["atsa"]
     wait = open_page(browser, url)
-    assert "capsnet (ATSA)" in browser.find_element(By.ID, "model-info").text
+    assert browser.find_element(By.ID, "model-info").text == "capsnet (ATSA)"
     browser.find_element(By.ID, "text").send_keys(MAMS)
     browser.find_element(By.ID, "terms").send_keys("decor, food")
     browser.find_element(By.ID, "classify").click()

@@ -18,8 +18,25 @@ def save_checkpoint(path, model, cfg, fingerprints, inference=None, extra=None):
     (PreparedData.inference_state()), what predict and explain load the model with."""
     payload = {"format": FORMAT, "model_state": model.state_dict(), "config": cfg,
                "fingerprints": fingerprints, **(inference or {}), **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            torch.save(payload, f)
+    except RuntimeError as err:   # torch's writer turns a failed write (a full disk) into a RuntimeError
+        failed = _os_error(err)
+        if failed is None:
+            raise
+        raise OSError(failed.errno, failed.strerror, str(path)) from None
+
+
+def _os_error(err):
+    """The OSError behind an exception (its cause or context chain), or None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def read_payload(path):

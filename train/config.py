@@ -57,6 +57,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    """How --mode predict, explain and serve run a trained model (not a setting of the run)."""
+    bf16: bool                        # bf16 autocast on the CPU (where the CPU has native bf16)
+    max_batch: int = spec(min=1, max=65_536)         # serve: aspects in one model call at most
+    max_delay_ms: float = spec(min=0.0, max=1000.0)  # serve: how long a call that is not full waits
+    turn: int = spec(min=1, max=65_536)              # serve: a request's aspects per turn
+
+
+@dataclass(frozen=True)
 class RunConfig:
     model_name: str                   # the registry name (--model)
     run_name: Optional[str]           # run folder name (default: the model name)
@@ -64,13 +73,18 @@ class RunConfig:
     data: DataConfig
     train: TrainConfig
     model: Any                        # the model class's Config
+    inference: InferenceConfig        # how the trained model runs; not part of the run (to_dict leaves it out)
 
     @property
     def name(self):
         return self.run_name or self.model_name
 
     def to_dict(self):
-        return to_dict(self)
+        """The run's settings as plain data (what checkpoints and metrics.json store, and the grid
+        compares): every section but `inference`, which changes how a trained model runs, not the run."""
+        tree = to_dict(self)
+        tree.pop("inference")
+        return tree
 
     def replace(self, **sections):
         return dataclasses.replace(self, **sections)
@@ -202,7 +216,10 @@ def from_tree(tree, model, origins=None):
 
     tree = dict(tree)
     tree.pop("model_name", None)
-    sections = {"paths": PathsConfig, "data": DataConfig, "train": TrainConfig, "model": model_class.Config}
+    if "inference" not in tree:   # a stored config (checkpoints leave it out): the defaults
+        tree["inference"] = read_yaml(CONFIG_ROOT / "default.yaml").get("inference")
+    sections = {"paths": PathsConfig, "data": DataConfig, "train": TrainConfig, "model": model_class.Config,
+                "inference": InferenceConfig}
     unknown = [k for k in tree if k not in sections and k != "run_name"]
     if unknown:
         raise UserError(f"{origin(unknown[0])}: unknown top-level key {unknown[0]} "

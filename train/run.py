@@ -1,9 +1,12 @@
 """The training job behind `--mode train`: data, model, the loop, then the run folder's files."""
+import errno
 import json
 import time
+from pathlib import Path
 
 import torch
 
+from common.errors import UserError
 from common.io import check_writable_dir, write_json
 from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
@@ -18,7 +21,7 @@ from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
 from .resume import read_resume, remove_resume, resume_file, write_resume
-from .run_folder import attach_log_file, close_log_files, make_logger, run_dir, staged_run
+from .run_folder import attach_log_file, check_replaceable, close_log_files, make_logger, run_dir, staged_run
 from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
 from .trainer import evaluate, fit
 
@@ -41,20 +44,31 @@ def make_train_loader(dataset, tcfg, seed, graphed=False):
                        width_multiple=tcfg.graph_width_multiple if graphed else 1)
 
 
-def train_job(cfg, seed, device_name="auto"):
+def train_job(cfg, seed, device_name="auto", overwrite=False):
     """Train one seed; test the validation-selected checkpoint; write the run folder. Returns test metrics.
 
     Everything is written into a staging folder that replaces the run folder only once the run is
-    complete (train/run_folder.py), under the run's lock: the previous run survives a failure."""
+    complete (train/run_folder.py), under the run's lock: the previous run survives a failure. A
+    finished run in the folder is replaced only with `overwrite` (--overwrite); without it, the
+    training is refused before any work. A disk that fills (or any failed write) is one UserError
+    naming the run folder and the problem, the previous run untouched."""
     set_threads(cfg.train.num_threads)
     kernels.use(cfg.train.kernels)
     final = run_dir(cfg, seed)
     check_writable_dir(cfg.paths.runs, "paths.runs")
+    check_replaceable(final, dict(cfg.to_dict(), seed=seed), overwrite)   # before the lock: fail fast
     logger = make_logger()
     try:
         with staged_run(final) as out:
+            check_replaceable(final, dict(cfg.to_dict(), seed=seed), overwrite)   # under it: no race
             summary = _train_into(out, final, cfg, seed, device_name, logger)
         remove_resume(resume_file(final))     # the run folder is complete: nothing left to resume
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        raise UserError(f"{final}: the training could not write its files ({write_problem(err)}); "
+                        f"{'the previous run is untouched' if final.exists() else 'no run folder was made'}"
+                        ) from None
     finally:
         close_log_files(logger)
     return summary
@@ -63,6 +77,14 @@ def train_job(cfg, seed, device_name="auto"):
 def same_run_config(stored, config):
     """Whether a resume state's config is this run's (paths and thread count aside)."""
     return isinstance(stored, dict) and comparable(stored) == comparable(config)
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+
+
+def write_problem(err):
+    """An OSError of a write, in words: the file (where known) and the system's reason."""
+    reason = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "disk quota exceeded",
+              errno.EROFS: "the file system is read-only"}.get(err.errno, err.strerror or str(err))
+    return f"{Path(err.filename).name}: {reason}" if err.filename else reason
 
 
 def _train_into(out, final, cfg, seed, device_name, logger):

@@ -74,6 +74,38 @@ def finished_checkpoint(folder):
     return folder / "checkpoint.pt"
 
 
+def _flat(tree, prefix=""):
+    """{dotted key: value} of a nested mapping."""
+    out = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        out.update(_flat(value, dotted) if isinstance(value, dict) else {dotted: value})
+    return out
+
+
+def setting_changes(stored, config, limit=3):
+    """The settings (dotted keys, paths aside) in which two run configs differ, as text:
+    "train.epochs=20 there, 1 here"; '' when they agree."""
+    old, new = ({k: v for k, v in _flat(c).items() if not k.startswith("paths.")} for c in (stored, config))
+    changed = [k for k in sorted(old.keys() | new.keys()) if old.get(k, "unset") != new.get(k, "unset")]
+    shown = [f"{k}={old.get(k, 'unset')} there, {new.get(k, 'unset')} here" for k in changed[:limit]]
+    return "; ".join(shown) + (f"; {len(changed) - limit} more" if len(changed) > limit else "")
+
+
+def check_replaceable(folder, config, overwrite):
+    """A UserError unless `folder` may take a new run: a finished run there is replaced only when the
+    user says so (`overwrite`, --overwrite: the convention of Hugging Face's examples, which refuse an
+    output folder that holds results); a folder that holds no finished run may always be written."""
+    folder = Path(folder)
+    if overwrite or unfinished_reason(folder) is not None:
+        return
+    stored = read_metrics(folder / "metrics.json").get("config") or {}
+    changes = setting_changes(stored, config)
+    what = f"a finished run with other settings ({changes})" if changes else "a finished run of these settings"
+    raise UserError(f"{folder}: holds {what}; --overwrite replaces it, --set run_name=NAME trains into a run "
+                    f"folder of its own")
+
+
 # ---------------------------------------------------------------------------- locking and staging
 
 def lock_path(folder):
@@ -203,10 +235,21 @@ def make_logger(name="absa"):
     return logger
 
 
+class _LogFile(logging.FileHandler):
+    """A FileHandler whose failed write (a full disk) is raised to the training, which reports it in
+    one line and keeps the previous run, rather than printed as a traceback and ignored."""
+
+    def handleError(self, record):   # noqa: N802 (logging's name)
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            raise error
+        super().handleError(record)
+
+
 def attach_log_file(logger, path):
     """Write the records kept so far to `path` and everything after them too."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler = _LogFile(path, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     for memory in [h for h in logger.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
         memory.setTarget(handler)
@@ -218,5 +261,8 @@ def attach_log_file(logger, path):
 def close_log_files(logger):
     """Close and detach the logger's file handlers (before its run folder is moved)."""
     for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
-        handler.close()
+        try:
+            handler.close()
+        except OSError:   # a full disk: the records that fit are written (and the run reported failed)
+            pass
         logger.removeHandler(handler)

@@ -11,9 +11,14 @@ then published runs), from the test predictions every run keeps, on the seeds bo
   of B on that one resample; the percentile interval of the mean difference and its two-sided
   percentile p-value, for accuracy and for macro-F1.
 
+A seed is used only when both models have it and each prediction file agrees with its run's
+metrics.json (train/experiments/run_checks.py); every seed left out is named with the reason, in
+each result's "left_out" and on stderr.
+
 Settings (bootstrap seed, number of resamples, alpha) come from configs/compare.yaml.
 """
 import json
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,7 +29,8 @@ from common.errors import UserError
 from common.labels import LABELS
 
 from ..config import CONFIG_ROOT, read_yaml
-from .grid import finished_run, make_plan, split_names
+from .grid import make_plan, split_names
+from .run_checks import left_out_lines, left_out_seeds, usable_runs
 from .runs import PUBLISHED_ROOT
 
 SETTINGS_FILE = CONFIG_ROOT / "compare.yaml"
@@ -193,15 +199,10 @@ def accuracy_interval(codes, settings):
 # ---------------------------------------------------------------- runs of the grid
 
 def finished_runs(plan, model, dataset):
-    """{seed: FinishedRun} of the plan's finished runs of `model` on `dataset` (run folders first, then
-    published runs)."""
-    runs = {}
-    for cell in plan.cells:
-        if cell.model == model and cell.dataset == dataset:
-            run = finished_run(cell)
-            if run is not None:
-                runs[cell.seed] = run
-    return runs
+    """{seed: RunPredictions} of the plan's finished runs of `model` on `dataset` (run folders first,
+    then published runs) whose predictions agree with their metrics (run_checks: the others are left
+    out, with the reason)."""
+    return usable_runs(plan, model, dataset)[0]
 
 
 def seed_codes(plan, a, b, dataset):
@@ -218,8 +219,8 @@ def seed_codes(plan, a, b, dataset):
                         f"({a}: {listed(runs_a)}; {b}: {listed(runs_b)})")
     reference, codes, tests = None, [], []
     for seed in seeds:
-        pred_a = runs_a[seed].predictions
-        pred_b = pred_a if a == b else runs_b[seed].predictions
+        pred_a = runs_a[seed]
+        pred_b = pred_a if a == b else runs_b[seed]
         reference = reference or pred_a
         check_same_instances(reference, pred_a)
         check_same_instances(reference, pred_b)
@@ -245,6 +246,7 @@ def compare_cell(plan, a, b, dataset, settings):
         "macro_f1_difference": float(macro_f1_difference(tables).mean()), "macro_f1_ci95": f1_ci,
         "macro_f1_p_value": f1_p_value,
         "mcnemar": tests, "n_resamples": settings.n_resamples, "bootstrap_seed": settings.seed,
+        "left_out": left_out_seeds(plan, a, b, dataset),
     }
 
 
@@ -293,6 +295,8 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
     settings = load_settings(settings_file)
     plan = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
+    for line in (line for result in results for line in left_out_lines(result)):
+        print(line, file=sys.stderr)
     for result in results:
         print(human_table(result, settings.alpha))
         print(json.dumps(result))

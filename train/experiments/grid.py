@@ -10,8 +10,8 @@ the config the grid composes for it (paths and train.num_threads aside: they are
 experiment, although a different thread count can change a CPU run's numbers slightly).
 A training replaces its run folder only when it completes, so a run killed midway leaves the
 previous state (no folder, or the earlier run) and is trained again; a run whose config changed is
-trained again too; a damaged run folder is trained again; a finished or published run is never
-recomputed.
+trained again too (with --overwrite: the grid's decision, reported in its summary line); a damaged
+run folder is trained again; a finished or published run is never recomputed.
 """
 import os
 import re
@@ -233,11 +233,12 @@ def uses_cpu(device):
     return device == "auto" and not torch.cuda.is_available()
 
 
-def train_command(cell, device, experiment=None, overrides=(), threads=None):
+def train_command(cell, device, experiment=None, overrides=(), threads=None, overwrite=False):
     """The command that trains one run: python main.py --mode train ... (--set train.num_threads=K
-    when `threads` is given and the user did not set it)."""
+    when `threads` is given and the user did not set it; --overwrite when the grid replaces a
+    finished run of another config, `overwrite`)."""
     command = [sys.executable, str(MAIN), "--mode", "train", "--model", cell.model, "--dataset", cell.dataset,
-               "--seed", str(cell.seed), "--device", device]
+               "--seed", str(cell.seed), "--device", device] + (["--overwrite"] if overwrite else [])
     if experiment:
         command += ["--config", str(experiment)]
     for item in overrides:
@@ -555,8 +556,8 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
         return []
     threads = max(1, cpu_count() // jobs)   # CPU threads per run (on a GPU: its host-side work)
     if command_for is None:
-        def command_for(cell):
-            return train_command(cell, device, experiment, overrides, threads)
+        def command_for(cell):   # a run whose config changed replaces its finished run: --overwrite
+            return train_command(cell, device, experiment, overrides, threads, states[cell] == "changed")
     grid_logs = Path(todo[0].cfg.paths.runs) / "grid_logs"
     progress = Progress(len(plan.cells), jobs, done=count["finished"], pending=todo)
     outcomes = []

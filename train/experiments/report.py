@@ -3,6 +3,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
+from common.errors import UserError
 from common.io import write_text
 
 from ..run_folder import read_metrics
@@ -36,7 +37,13 @@ def markdown_table(groups):
 
 
 def report(runs_root, out_file=None):
-    table = markdown_table(collect(runs_root))
+    """The table of the runs under runs_root (written to out_file); a folder without a finished run
+    is a UserError saying so (nothing is written)."""
+    groups = collect(runs_root)
+    if not groups:
+        raise UserError(f"{runs_root}: no runs to report (no <dataset>/<model>/seed<N>/metrics.json under it); "
+                        f"train one with --mode train, or point paths.runs at the folder that holds them")
+    table = markdown_table(groups)
     if out_file:
         write_text(out_file, table)
     return table

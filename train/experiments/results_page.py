@@ -9,7 +9,6 @@ results/table2.md; the ablations from results/ablations.csv (one table per `what
 results/speed.csv. The page holds no date, clock reading or machine path, so the same runs render
 the same bytes: on a fresh clone, the page equals the committed docs/RESULTS.md.
 """
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from common.io import write_text
 from .claims import claims_markdown, evaluate_claims, render_forest
 from .grid import cell_status, make_plan
 from .runs import PUBLISHED_ROOT, REPO_ROOT
+from .sources import check_page_output, read_csv_rows, read_markdown
 from .table import MISSING, NOT_APPLICABLE, collect, load_paper, run_commit
 
 ABLATIONS_HEADER = ["what", "setting", "dataset", "seeds", "accuracy", "macro_f1", "commit", "command", "notes"]
@@ -187,14 +187,8 @@ def _float(text):
 
 
 def read_csv(path, header):
-    """The rows of a results CSV as dicts; a missing column is a UserError naming the file."""
-    path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [k for k in header if k not in (reader.fieldnames or [])]
-        if missing:
-            raise UserError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(header)})")
-        return [row for row in reader if any((v or "").strip() for v in row.values())]
+    """The rows of a results CSV as dicts; a damaged file is a UserError naming the file and line."""
+    return read_csv_rows(path, header)
 
 
 def table3_from_csv(path, title, only=None):
@@ -410,7 +404,7 @@ def demoted(markdown, levels=2):
 def table2_section(path):
     lines = ["## Datasets (Table 2)", "", TABLE2_NOTE, ""]
     if path.is_file():
-        lines.append(demoted("\n".join(line for line in path.read_text(encoding="utf-8").splitlines()
+        lines.append(demoted("\n".join(line for line in read_markdown(path).splitlines()
                                        if line.startswith("|"))))
     else:
         lines.append(f"{shown_path(path)} is missing: `python main.py --mode stats` writes it.")
@@ -462,9 +456,9 @@ def render_page(plan, results_dir="results", report=None):
 
 def write_page(plan, results_dir, out):
     """Write the page to `out` and its seeds plot to <out's folder>/img/ (atomically); returns the text."""
+    out = check_page_output(out)
     report = evaluate_claims(plan)
     text = render_page(plan, results_dir, report)
-    out = Path(out)
     if report.intervals and any(r.status == "ok" for r in report.intervals):
         columns, paper_models = load_paper()
         render_forest(plan, report.intervals, paper_models, columns, out.parent / SEEDS_PLOT)

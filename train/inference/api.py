@@ -15,12 +15,14 @@ which must hold the tokenizer they were trained with.
 Every mistake of the caller (a missing or damaged checkpoint, a device name that is none, items that
 are not (text, aspects) pairs, a text that is not a string or is empty, no aspects, an aspect that
 is not in the text or not a known category, a text longer than data.max_words, a batch_size that is
-not a whole number 1..65536) raises common.errors.UserError, whose message names the checkpoint,
-argument or item; the command line prints the same message as its `error:` line. Any other
-exception is a bug.
+not a whole number 1..65536, bf16 on a CPU without native bf16) raises common.errors.UserError,
+whose message names the checkpoint, argument or item; the command line prints the same message as
+its `error:` line. Any other exception is a bug.
 """
+import contextlib
 import dataclasses
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +94,56 @@ def _scores(row):
     return {name: round(float(row[i]), 4) for i, name in enumerate(LABELS)}
 
 
+def cpu_has_bf16():
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): oneDNN's own check."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def check_bf16(bf16, device):
+    """inference.bf16 as a bool; on a CPU without native bf16 (emulated: slower, not faster) or a GPU
+    without bf16, a UserError naming the setting."""
+    if not isinstance(bf16, bool):
+        raise UserError(f"bf16={bf16!r}: takes true or false")
+    if bf16 and device.type == "cpu" and not cpu_has_bf16():
+        raise UserError("inference.bf16=true: this CPU has no native bf16 (AVX512-BF16 or AMX); set "
+                        "inference.bf16=false")
+    if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"inference.bf16=true: {torch.cuda.get_device_name(device)} has no bf16; set "
+                        f"inference.bf16=false")
+    return bf16
+
+
+@dataclass
+class Prepared:
+    """Checked and encoded requests: their instances (one per aspect, in order) and the dataset of
+    the fields the model reads, on the model's device."""
+    instances: list
+    dataset: ABSADataset
+
+    def __len__(self):
+        return len(self.instances)
+
+
+def merged_batch(pieces):
+    """One batch of rows from several Prepared datasets, [(dataset, start, stop)], in that order:
+    each padded field widened to the widest piece (with 0, the padding of word fields; BERT fields
+    share one width) and trimmed to the longest real length, as ABSADataset.collate does."""
+    first = pieces[0][0]
+    batch = {}
+    for name in first.arrays:
+        parts = [dataset.arrays[name][start:stop] for dataset, start, stop in pieces]
+        if parts[0].dim() == 2:
+            width = max(part.size(1) for part in parts)
+            parts = [torch.nn.functional.pad(part, (0, width - part.size(1))) for part in parts]
+        batch[name] = torch.cat(parts) if len(parts) > 1 else parts[0]
+    for name, lengths in first.length_of.items():
+        batch[name] = batch[name][:, :max(int(batch[lengths].max()), 1)]
+    return batch
+
+
 def check_backbone(setting, fingerprints):
     """The folder behind model.backbone must hold the tokenizer the checkpoint was trained with
     (its arrays' key, train.data.PreparedData.fingerprints)."""
@@ -106,38 +158,43 @@ def check_backbone(setting, fingerprints):
 class SentimentClassifier:
     """A trained ABSA model with its encoder: predict and explain on new (text, aspect) pairs."""
 
-    def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None, state=None):
+    def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None, state=None,
+                 bf16=False):
         self.model, self.encoder, self.cfg, self.device = model.to(device).eval(), encoder, cfg, device
         self.checkpoint, self.fingerprints, self.seed = checkpoint, fingerprints or {}, seed
+        self.bf16 = check_bf16(bf16, device)
         state = state or {}
         self.state_config = {k: v for k, v in (state.get("config") or {}).items() if k != "seed"}
         self.data_info = state.get("data_info")
         kernels.use(cfg.train.kernels)   # the run's choice (src/kernels), for every model of this process
 
     @classmethod
-    def load(cls, checkpoint, device="cpu"):
+    def load(cls, checkpoint, device="cpu", bf16=False):
         """From a checkpoint.pt (format 2) or a pretrained folder (from_pretrained); device "cpu",
-        "cuda", "auto" or a torch.device."""
+        "cuda", "auto" or a torch.device; bf16: run the model under bf16 autocast (inference.bf16;
+        docs/SERVING.md)."""
         if not isinstance(checkpoint, (str, Path)):
             raise UserError(f"checkpoint={checkpoint!r}: takes the path of a checkpoint.pt")
         checkpoint = Path(checkpoint)
         if checkpoint.is_dir():
-            return cls.from_pretrained(checkpoint, device)
+            return cls.from_pretrained(checkpoint, device, bf16)
         device = _device(device)
+        check_bf16(bf16, device)
         state = load_checkpoint(checkpoint)
         if "encoder" not in state or "data_info" not in state:
             raise UserError(f"{checkpoint}: the checkpoint holds no encoder (saved without one); re-train")
-        return cls._from_state(checkpoint, state, device)
+        return cls._from_state(checkpoint, state, device, bf16)
 
     @classmethod
-    def from_pretrained(cls, folder, device="cpu"):
+    def from_pretrained(cls, folder, device="cpu", bf16=False):
         """From a pretrained folder (model.safetensors, config.json, encoder.json, README.md:
         train/inference/pretrained.py), e.g. one shipped in pretrained/ or written by save_pretrained."""
         from .pretrained import load_pretrained
         if not isinstance(folder, (str, Path)):
             raise UserError(f"folder={folder!r}: takes the path of a pretrained model folder")
         device = _device(device)
-        return cls._from_state(Path(folder), load_pretrained(folder), device)
+        check_bf16(bf16, device)
+        return cls._from_state(Path(folder), load_pretrained(folder), device, bf16)
 
     def save_pretrained(self, folder, metrics=None, command=None):
         """Write this model as a pretrained folder (weights as safetensors, config, encoder, model card);
@@ -146,7 +203,7 @@ class SentimentClassifier:
         return save_pretrained(self, folder, metrics, command)
 
     @classmethod
-    def _from_state(cls, source, state, device):
+    def _from_state(cls, source, state, device, bf16=False):
         cfg = stored_config(source, state)
         encoder = Encoder.from_state(state["encoder"])
         try:
@@ -163,7 +220,14 @@ class SentimentClassifier:
             first = str(err).strip().splitlines()
             raise UserError(f"{source}: its weights do not fit the {cfg.model_name} model of this version "
                             f"({first[-1].strip() if first else type(err).__name__}); re-train") from None
-        return cls(model, encoder, cfg, device, source, state.get("fingerprints"), state["config"].get("seed"), state)
+        return cls(model, encoder, cfg, device, source, state.get("fingerprints"), state["config"].get("seed"), state,
+                   bf16)
+
+    def autocast(self):
+        """The precision the model runs in: bf16 autocast when self.bf16, else float32."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     @property
     def task(self):
@@ -210,12 +274,33 @@ class SentimentClassifier:
     def predict_requests(self, requests, batch_size=None):
         """predict() for checked requests [(text, [aspects], where)] (train.inference.requests.read_requests)."""
         batch_size = check_batch_size(batch_size)
+        prepared = self.prepare(requests)
+        if not prepared.instances:
+            return []
+        loader = make_eval_loader(prepared.dataset, batch_size or self.cfg.train.eval_batch_size)
+        with self.autocast():
+            scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
+        return self.records(prepared.instances, scores)
+
+    def prepare(self, requests):
+        """Prepared (instances and dataset) of checked requests: every request checked (a UserError
+        names the first bad one) and encoded before any model call."""
         instances = self.check_requests(requests)
         if not instances:
-            return []
-        dataset = self._dataset(instances, requests)[1].to(self.device)
-        loader = make_eval_loader(dataset, batch_size or self.cfg.train.eval_batch_size)
-        scores, _ = predict_scores(self.model, loader, self.device)   # in the order of the requests
+            return Prepared([], None)
+        return Prepared(instances, self._dataset(instances, requests)[1].to(self.device))
+
+    @torch.no_grad()
+    def score_pieces(self, pieces):
+        """One model call over rows of several Prepared requests, [(prepared, start, stop)]: the
+        scores (float32, on the CPU) of each piece, in order. How --mode serve batches requests."""
+        batch = merged_batch([(p.dataset, start, stop) for p, start, stop in pieces])
+        with self.autocast():
+            scores = self.model(batch).float().cpu()
+        return list(scores.split([stop - start for _, start, stop in pieces]))
+
+    def records(self, instances, scores):
+        """The records of predict(): one per instance, from the model's scores (N, C) in that order."""
         probabilities = self.model.probabilities(scores)
         labels, rows = probabilities.argmax(-1).tolist(), probabilities.tolist()   # plain Python: fast per row
         return [{"text": i.text, "aspect": i.aspect, "label": LABELS[label], "scores": _scores(row)}
@@ -235,7 +320,8 @@ class SentimentClassifier:
         instances = self.check_requests(requests)
         arrays, dataset = self._dataset(instances, requests)
         batch = move(next(iter(make_loader(dataset, max(len(instances), 1)))), self.device)
-        scores, weights = self.model.explain(batch)
+        with torch.no_grad(), self.autocast():
+            scores, weights = self.model.explain(batch)
         return instances, arrays, batch, scores.float().cpu(), weights
 
     def explain(self, text, aspect):

@@ -51,11 +51,11 @@ def export_job(cfg, seed, checkpoint, out, device="cpu"):
     return f"exported {path} to {folder} (model.safetensors, config.json, encoder.json, README.md)"
 
 
-def load_classifier(checkpoint, device, dataset=None):
+def load_classifier(checkpoint, device, dataset=None, bf16=False):
     """The SentimentClassifier of a checkpoint (self-contained: no data is read); `dataset` (a
     composed data.name, e.g. user-reviews-1a2b3c4d for a folder), when given, must be the one it
-    was trained on."""
-    clf = SentimentClassifier.load(checkpoint, device)
+    was trained on; bf16: inference.bf16."""
+    clf = SentimentClassifier.load(checkpoint, device, bf16)
     if dataset is not None and clf.cfg.data.name != dataset:
         raise UserError(f"{checkpoint}: checkpoint was trained on {clf.cfg.data.name}, not {dataset}")
     return clf

@@ -63,7 +63,19 @@ def check_requests(requests):
             raise UserError(f"{where}: empty text")
         if not aspect_list:
             raise UserError(f"{where}: no aspects given (use --aspect, or an \"aspects\" list)")
+        for what, value in (("text", text_value), *(("aspect", a) for a in aspect_list)):
+            check_unicode(value, f"{where}: the {what}")
     return requests
+
+
+def check_unicode(value, what):
+    """A string that can be written out again: JSON's \\ud800 escapes decode to lone surrogates, which
+    no UTF-8 output (a terminal, an HTTP answer) can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise UserError(f"{what} is not valid Unicode (a lone surrogate, {value[err.start]!r}, at character "
+                        f"{err.start})") from None
 
 
 def locate_term(text, term, where):

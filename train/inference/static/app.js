@@ -161,7 +161,7 @@ async function start() {
     $("model-info").textContent = "";
     return showError(err.message);
   }
-  $("model-info").textContent = `${model.model} (${model.task.toUpperCase()}) — ${model.checkpoint}`;
+  $("model-info").textContent = `${model.model} (${model.task.toUpperCase()})`;
   if (model.task === "acsa") {
     for (const category of model.categories) {
       const label = element("label");
