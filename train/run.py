@@ -5,7 +5,6 @@ import time
 import torch
 
 from common.io import check_writable_dir, write_json
-from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
@@ -13,6 +12,7 @@ from . import cuda_graphs
 from .checkpoint import load_checkpoint, save_checkpoint
 from .code_version import code_version
 from .data import PreparedData
+from .kernels import use_kernels
 from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
@@ -45,7 +45,6 @@ def train_job(cfg, seed, device_name="auto"):
     Everything is written into a staging folder that replaces the run folder only once the run is
     complete (train/run_folder.py), under the run's lock: the previous run survives a failure."""
     set_threads(cfg.train.num_threads)
-    kernels.use(cfg.train.kernels)
     final = run_dir(cfg, seed)
     check_writable_dir(cfg.paths.runs, "paths.runs")
     logger = make_logger()
@@ -66,7 +65,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     prep_seconds = time.perf_counter() - prep_start
 
     set_seed(seed)
-    model = build_model(cfg.model_name, cfg.model, data.info()).to(device)
+    model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), cfg.train.kernels).to(device)
     sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"), device)
     tcfg = cfg.train
     train_loader = make_train_loader(sets["train"], tcfg, seed, graphed=cuda_graphs.can_use(model, tcfg, device))
