@@ -5,6 +5,7 @@ input gradient, over padded batches of different lengths (float64 tight, float32
 failure names the substitute to update. The swap keeps parameters and state_dict keys, applies a
 substitute only where it computes the module's function, and `reference` leaves the readable code;
 a checkpoint gives the same predictions under either."""
+import copy
 import dataclasses
 
 import pytest
@@ -13,7 +14,7 @@ import torch
 from common.errors import UserError
 from conftest import compose_cfg, model_setup, model_tasks, tiny_capsnet
 from src.blocks import BiGRU, RNNEncoder
-from src.dataset import make_eval_loader, make_loader
+from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.kernels import SUBSTITUTES, FastBiGRU, FastCapsuleHead, FastRNNEncoder
 from src.kernels.gru import bidirectional_gru, held_state_gru, stepwise_gru
 from src.kernels.lstm import reset_state_lstm
@@ -48,7 +49,6 @@ def with_garbage_padding(x, lengths, value=3.0):
 
 def swapped(module, choice):
     """A deep copy of `module` (a model or a lone module) running `choice`'s implementation."""
-    import copy
     return use_kernels(copy.deepcopy(module), choice)
 
 
@@ -293,7 +293,6 @@ def test_one_trained_checkpoint_gives_the_same_test_predictions_under_reference_
     model, data = tiny_capsnet(cfg)
     use_kernels(model, "fast")                                   # trained as a default run trains
     train_rows, test_rows = list(range(32)), list(range(32, 48))
-    from src.dataset import ABSADataset
     train_set = ABSADataset({k: v[train_rows] for k, v in data.arrays.items()}, model.input_fields())
     test_set = ABSADataset({k: v[test_rows] for k, v in data.arrays.items()}, model.input_fields())
     tcfg = dataclasses.replace(cfg.train, lr=1e-2)

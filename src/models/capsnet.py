@@ -1,7 +1,7 @@
 """CapsNet (the MAMS paper, Section 3), Eqs. 1-7 in reading order:
 
-  Eq. 1     word vectors E_i and the aspect vector a            WordEmbedding, AspectVector (src/blocks.py)
-  Eq. 2     H = BiGRU over [E_i ; a], plus the residual E_i    BiGRU (src/blocks.py)
+  Eq. 1     word vectors E_i and the aspect vector a           WordEmbedding, AspectVector (src/blocks.py)
+  Eq. 2     H = BiGRU over [E_i ; a], plus [E_i ; E_i]         BiGRU (src/blocks.py)
   Eq. 3     primary capsules p_i and the aspect capsule c      CapsuleHead (src/layers.py)
   Eq. 4     aspect-aware normalisation weights u_i             CapsuleHead
   Eqs. 5-6  capsule-guided routing to the sentiment capsules   CapsuleGuidedRouting (src/layers.py);
