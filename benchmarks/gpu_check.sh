@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check behind the GPU figures of results/ (results/gpu/table3.*, results/speed.csv), as one
-# script (GPU time is scarce).
+# script.
 #   1. CapsNet, MAMS-ATSA and MAMS-ACSA, seed 0, alone on the GPU: the speed figures;
 #   2. benchmarks/train_speed.py's table for capsnet on the GPU;
 #   3. the Table-3 grid on the MAMS columns, every registered model, seeds 0-2, JOBS runs at once,
 #      GPU utilisation sampled every 2 s;
 #   4. what the table needs of each run folder (metrics.json, predictions.jsonl, train.log; no
 #      checkpoints, not even the temporary ones of killed runs) packed into $OUT/runs.tar.gz.
-# Runs from the repository root with the processed arrays already under data/processed (the GPU
-# machine has no internet: preprocess elsewhere, carry the arrays). GRID_SECONDS caps step 3 so
+# Runs from the repository root with the processed arrays already under data/processed (on a
+# machine without internet, preprocess elsewhere and copy the arrays). GRID_SECONDS caps step 3 so
 # that step 4 always runs; an unfinished grid resumes where it stopped.
 set -u
 export PYTHONUNBUFFERED=1

@@ -26,6 +26,7 @@ from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.cuda_graphs import GraphedSteps  # noqa: E402
 from train.data import PreparedData  # noqa: E402
+from train.kernels import use_kernels  # noqa: E402
 from train.run import datasets, make_train_loader, model_inputs  # noqa: E402
 from train.runtime import set_seed  # noqa: E402
 from train.trainer import make_optimizer, train_step, update  # noqa: E402
@@ -78,7 +79,7 @@ def main():
     cfg = compose("capsnet", args.dataset, None, args.overrides)
     data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=lambda *_: None)
     set_seed(0)
-    model = build_model(cfg.model_name, cfg.model, data.info()).to(device).train()
+    model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), cfg.train.kernels).to(device).train()
     train = datasets(data, cfg, model.input_fields(), ("train",), device)["train"]
     batches = [b for b in make_train_loader(train, cfg.train, seed=0, graphed=True)
                if len(b["label"]) == cfg.train.batch_size][:args.steps]

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The GPU speed check as one script (GPU time is scarce): the CUDA tests, then CapsNet (paper
+# The GPU speed check as one script: the CUDA tests, then CapsNet (paper
 # design, 20 epochs) on MAMS-ATSA and MAMS-ACSA: milliseconds per step for each way a step can run
 # (benchmarks/gpu_step.py) and where a step's GPU time goes (benchmarks/gpu_kernels.py), seeds 0-2
 # with training steps replayed from CUDA graphs (the default), seed 0 again with other settings
 # (VARIANTS) and with graphs off (eager steps), benchmarks/train_speed.py's table, and one table of
 # the full runs' figures. The variables below choose the parts.
-# Runs from the repository root with the processed arrays under data/processed (the GPU machine has
-# no internet: preprocess elsewhere and carry them). Writes its logs and table under $OUT.
+# Runs from the repository root with the processed arrays under data/processed (on a machine
+# without internet, preprocess elsewhere and copy them). Writes its logs and table under $OUT.
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-$PWD/gpu_out}
@@ -78,7 +78,7 @@ done 2>&1 | tee "$OUT/eager.txt"
 
 if [ "$TRAIN_SPEED" = 1 ]; then
   echo "== 5. benchmarks/train_speed.py"
-  # both trees read this tree's processed arrays (the device machine cannot preprocess: no GloVe there)
+  # both trees read this tree's processed arrays, so neither preprocesses (that needs the raw data and vectors)
   $PY benchmarks/train_speed.py --models "${SPEED_MODELS// /,}" --datasets "${SPEED_DATASETS// /,}" --devices "$DEVICE" \
     --epochs 3 ${COMPARE:+--compare-commit "$COMPARE"} --set "paths.processed=$PWD/data/processed" $SET \
     2>&1 | grep -v Warning | tee "$OUT/train_speed.txt"

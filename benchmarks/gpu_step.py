@@ -25,12 +25,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import src.kernels as kernels_module  # noqa: E402
 from src.kernels.gru import held_state_gru, stepwise_gru  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.cuda_graphs import GraphedSteps  # noqa: E402
 from train.data import PreparedData  # noqa: E402
+from train.kernels import use_kernels  # noqa: E402
 from train.run import datasets, make_train_loader, model_inputs  # noqa: E402
 from train.runtime import set_seed  # noqa: E402
 from train.trainer import make_optimizer, train_step, update  # noqa: E402
@@ -110,9 +110,9 @@ def synchronize(device):
 
 
 def run_variant(cfg, data, encoder, graphed, batches, epochs, device):
-    kernels_module.bidirectional_gru = ENCODERS[encoder]     # what CapsNet.bigru calls (fast kernels on)
     set_seed(0)
-    model = build_model(cfg.model_name, cfg.model, data.info()).to(device).train()
+    model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), "fast").to(device).train()
+    model.encoder.forward = functools.partial(ENCODERS[encoder], model.encoder)   # this variant's BiGRU
     optimizer, scheduler = make_optimizer(model, cfg.train, epochs * len(batches), capturable=graphed)
 
     def step(batch):

@@ -19,11 +19,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src import kernels  # noqa: E402
 from src.dataset import make_eval_loader  # noqa: E402
 from src.models import build_model  # noqa: E402
 from train.config import compose  # noqa: E402
 from train.data import PreparedData  # noqa: E402
+from train.kernels import use_kernels  # noqa: E402
 from train.run import datasets, make_train_loader, model_inputs  # noqa: E402
 from train.runtime import pick_device, set_seed  # noqa: E402
 from train.trainer import evaluate, make_optimizer  # noqa: E402
@@ -67,11 +67,11 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = compose(args.model, args.dataset, None, args.overrides)
-    kernels.use(cfg.train.kernels)      # --set train.kernels=reference profiles the readable layers
     device = pick_device(args.device)
     data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=lambda *_: None)
     set_seed(0)
-    model = build_model(cfg.model_name, cfg.model, data.info()).to(device)
+    # --set train.kernels=reference profiles the readable modules
+    model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), cfg.train.kernels).to(device)
     sets = datasets(data, cfg, model.input_fields(), ("train", "val"), device)
     loader = make_train_loader(sets["train"], cfg.train, seed=0)
     optimizer, _ = make_optimizer(model, cfg.train, len(loader))

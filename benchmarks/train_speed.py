@@ -18,8 +18,8 @@ records it). Preprocessing is not timed; an old commit preprocesses into its own
 (its pipeline may differ), so it never touches data/processed. Needs the raw data ($ABSA_DATA_ROOT
 or data/raw) unless data/processed is current.
 
-On a shared machine a run can meet a slow spell (the development machine's epochs take 5.0-5.5 s in
-quiet spells and 7-8 s in slow ones). With --repeats N each tree trains N times, the trees taking
+On a shared machine a run can meet a slow spell (CapsNet's CPU epochs on two shared cores took
+5.0-5.5 s in quiet spells and 7-8 s in slow ones). With --repeats N each tree trains N times, the trees taking
 turns (A B A B ...), so a spell slows both alike (a --variant, this tree with one more setting,
 takes its turn as a tree does); a row then reports the tree's fastest run (what
 the code can do) and, in the last column, the median of its runs' training seconds per epoch.

@@ -1,15 +1,16 @@
-"""Building blocks shared by the word-vector baselines (src/models/*.py).
+"""Building blocks shared by the word-vector models (src/models/*.py).
 
   WordEmbedding   word vectors for id tensors (pre-trained, padding id 0)
   AspectVector    the aspect vector of a batch: ATSA = mean of the term's word vectors,
                   ACSA = a learned category embedding (the MAMS paper's Eq. 1 for both tasks)
   RNNEncoder      LSTM / BiLSTM over the packed batch, so that padding never changes a result
-  run_packed      a batch-first nn.GRU / nn.LSTM over the packed batch (RNNEncoder, CapsNet's BiGRU)
+  BiGRU           a bidirectional GRU over the packed batch, optionally reading a constant beside
+                  every step's input (CapsNet's encoder, Eq. 2)
+  run_packed      a batch-first nn.GRU / nn.LSTM over the packed batch (RNNEncoder, BiGRU)
   RecurrentConfig the hyper-parameters of the plain recurrent baselines (hidden size, dropout, ...)
   WindowConv      a 1-D convolution over word vectors that reports which windows are real
-  sequence_mask, masked_max, attend   masks and pooling over real positions
 
-masked_softmax and masked_mean come from src.layers (not redefined here).
+Masks and pooling over real positions are in src/masking.py.
 """
 from dataclasses import dataclass
 
@@ -20,9 +21,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from common.schema import spec
 
-from . import kernels
-from .layers import masked_mean, masked_softmax
 from .losses import LossConfig
+from .masking import masked_mean, sequence_mask
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,6 @@ class RecurrentConfig:
     dropout: float = spec(min=0.0, max=1.0)
     freeze_embeddings: bool
     loss: LossConfig
-
-
-def sequence_mask(lengths, width):
-    """(B, width) bool: True on the first lengths[b] positions of row b."""
-    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
-
-
-def masked_max(values, mask):
-    """Max over dim 1 of (B, T, C) values where mask (B, T) is True; zeros for a row with none."""
-    filled = values.masked_fill(~mask.unsqueeze(-1), float("-inf"))
-    best = filled.max(dim=1).values
-    return torch.where(mask.any(dim=1, keepdim=True), best, torch.zeros_like(best))
-
-
-def attend(states, scores, mask):
-    """Softmax of scores (B, T) over the real positions, and the weighted sum of states (B, T, H).
-    Returns (summary (B, H), weights (B, T)); padded positions get exactly zero weight."""
-    weights = masked_softmax(scores, mask, dim=1)
-    return torch.bmm(weights.unsqueeze(1), states).squeeze(1), weights
 
 
 class WordEmbedding(nn.Embedding):
@@ -95,9 +76,10 @@ class AspectVector(nn.Module):
 
 
 def run_packed(rnn, inputs, lengths):
-    """(states (B, T, D H), final hidden states (layers * D, B, H)) of the batch-first `rnn` (nn.GRU or
-    nn.LSTM, D directions) over inputs (B, T, I) packed to each row's lengths[b] >= 1 positions:
-    states are zero past a row's length, and nothing there is read. The lengths go to the host."""
+    """(states (B, T, D H), final hidden states (layers * D, B, H)) of `rnn` (a batch-first nn.GRU or
+    nn.LSTM with D directions, or its forward) over inputs (B, T, I) packed to each row's
+    lengths[b] >= 1 positions: states are zero past a row's length, and nothing there is read. The
+    lengths go to the host."""
     packed = pack_padded_sequence(inputs, lengths.cpu(), batch_first=True, enforce_sorted=False)
     outputs, final = rnn(packed)
     states = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.size(1))[0]
@@ -110,9 +92,7 @@ class RNNEncoder(nn.Module):
       states (B, T, H): every position's state, zeros on padding;
       last (B, H): the last real state; for a BiLSTM [forward state at the last real word ;
       backward state at the first word], i.e. both directions' final states.
-    H = hidden_size, doubled when bidirectional (`output_size`). With the fast kernels on, the same
-    LSTM runs over the padded batch with its state reset on padding (src/kernels/lstm.py): one
-    oneDNN or cuDNN call and no lengths read on the host, which CUDA graphs need.
+    H = hidden_size, doubled when bidirectional (`output_size`).
     """
 
     def __init__(self, input_size, hidden_size, bidirectional=False):
@@ -122,11 +102,24 @@ class RNNEncoder(nn.Module):
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
 
     def forward(self, inputs, lengths):
-        lengths = lengths.clamp(min=1)
-        if kernels.enabled("lstm"):
-            return kernels.reset_state_lstm(self.lstm, inputs, lengths)
-        states, final = run_packed(self.lstm, inputs, lengths)
+        states, final = run_packed(self.lstm, inputs, lengths.clamp(min=1))
         return states, final.transpose(0, 1).reshape(inputs.size(0), -1)   # [forward ; backward] final states
+
+
+class BiGRU(nn.GRU):
+    """A bidirectional, batch-first nn.GRU (its parameters and state_dict keys) over a padded batch
+    (B, T, I) with real lengths (B,), clamped to at least 1: packed, so padding and the other rows of
+    the batch never change a row's states. Returns both directions' states (B, T, 2H), zeros past
+    each row's length. `constant` (B, C), if given, is appended to every step's input (CapsNet's
+    Eq. 2 reads [E_i ; a]); `input_size` counts it."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1):
+        super().__init__(input_size, hidden_size, num_layers=num_layers, bidirectional=True, batch_first=True)
+
+    def forward(self, inputs, lengths, constant=None):
+        if constant is not None:
+            inputs = torch.cat([inputs, constant.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1)
+        return run_packed(super().forward, inputs, lengths.clamp(min=1))[0]
 
 
 class WindowConv(nn.Module):

@@ -6,8 +6,8 @@ import torch.nn as nn
 
 from common.labels import LABELS
 
-from . import kernels
 from .explain import Traceable, Weights
+from .masking import masked_softmax
 
 
 def squash(s, dim=-1, eps=1e-9):
@@ -16,22 +16,9 @@ def squash(s, dim=-1, eps=1e-9):
     return s * (norm2 / (1.0 + norm2)) / torch.sqrt(norm2 + eps)
 
 
-def masked_mean(vectors, mask):
-    """Mean over dim 1 of (B, T, d) vectors where mask (B, T) is nonzero; zeros when none is."""
-    mask = mask.unsqueeze(-1).to(vectors.dtype)
-    return (vectors * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-
-
 def lengths_to_probabilities(lengths):
     """Capsule lengths normalised to sum to one (for display; the ranking is the lengths')."""
     return lengths / lengths.sum(-1, keepdim=True).clamp(min=1e-9)
-
-
-def masked_softmax(scores, mask, dim=-1):
-    """Softmax over `dim` where mask is True; masked positions get exactly zero weight."""
-    scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=dim)
-    return weights.masked_fill(~mask, 0.0)
 
 
 class BilinearAttention(nn.Module):
@@ -134,8 +121,7 @@ class CapsuleHead(Traceable, nn.Module):
     """From encoder states and an aspect vector to class capsule lengths (Eqs. 3-6):
     primary capsules p_i = squash(W_p h_i + b_p), aspect capsule c = squash(W_a a + b_a),
     aspect-aware normalisation u_i (Eq. 4), then the routing (capsule-guided, Eqs. 5-6, by default,
-    or dynamic). Where src/kernels/capsule_head.py applies (guided routing, states narrower than the
-    capsules) and the fast kernels are on, it computes the same function without forming p_i."""
+    or dynamic)."""
 
     def __init__(self, state_size, aspect_size, capsule_size, num_classes, scale_init, dropout, sentiment=None,
                  routing="guided", iterations=3, capsule_dropout=0.0):
@@ -148,8 +134,6 @@ class CapsuleHead(Traceable, nn.Module):
         self.routing = make_routing(routing, capsule_size, num_classes, scale_init, dropout, sentiment, iterations)
 
     def forward(self, states, mask, aspect):
-        if kernels.enabled("capsule_head") and kernels.capsule_head_applies(self):
-            return kernels.capsule_head(self, states, mask, aspect)
         primary = squash(self.capsule_dropout(self.primary(states)))       # p_i (B, T, d), Eq. 3
         aspect_capsule = squash(self.capsule_dropout(self.aspect(aspect)))  # c (B, d), Eq. 3
         norm_weights = self.normalise(primary, aspect_capsule, mask)       # u_i (B, T), Eq. 4

@@ -19,9 +19,10 @@ import torch.nn as nn
 
 from common.schema import spec
 from data_process.fields import InputSpec
-from src.blocks import WordEmbedding, sequence_mask
+from src.blocks import WordEmbedding
 from torch.nn import Dropout
 from src.losses import LossConfig
+from src.masking import sequence_mask
 from src.models import ABSAModel, DataInfo, register
 
 

@@ -152,11 +152,38 @@ def test_at_lstm_explain_attention_sums_to_one(runs):
     assert "capsule_lengths" not in clf.explain(SENTENCE, "food")
 
 
+def event_records(path):
+    """The payloads of an event file: a sequence of records (length u64, crc u32, payload, crc u32)."""
+    import struct
+    data = path.read_bytes()
+    offset = 0
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from("<Q", data, offset)
+        start = offset + 12
+        if start + length + 4 > len(data):
+            break  # a record still being written
+        yield data[start:start + length]
+        offset = start + length + 4
+
+
+def read_scalars(path):
+    """{tag: [(step, value), ...]} from one event file, each record's payload an `Event` protocol buffer
+    (read without TensorBoard itself)."""
+    from tensorboardX.proto.event_pb2 import Event
+    scalars = {}
+    for record in event_records(path):
+        event = Event.FromString(record)
+        for value in event.summary.value:
+            if value.HasField("simple_value"):
+                scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
 @pytest.mark.slow
 def test_tensorboard_event_file_holds_validation_accuracy(runs):
-    from train.tensorboard import event_files, read_scalars
+    from train.tensorboard import EVENT_GLOB
     folder = runs["folders"]["capsnet"]
-    (events,) = event_files(folder)
+    (events,) = sorted(folder.glob(EVENT_GLOB))
     scalars = read_scalars(events)
     history = json.loads((folder / "metrics.json").read_text())["history"]
     assert [v for _, v in scalars["val/accuracy"]] == pytest.approx([h["val_accuracy"] for h in history])

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from conftest import model_tasks, tiny_model_config
 from data_process.fields import length_field
-from src.blocks import AspectVector, RNNEncoder, WindowConv, WordEmbedding, masked_max, sequence_mask
+from src.blocks import AspectVector, RNNEncoder, WindowConv, WordEmbedding
+from src.masking import masked_max, sequence_mask
 from src.models import DataInfo, build_model, get_model_class
 from src.models.memnet import MemNet
 

@@ -163,3 +163,20 @@ def test_atsa_capsnet_reads_only_the_configured_word_field(atsa_input):
         assert torch.equal(model(batch), model(changed))
         reread = dict(batch, **{atsa_input: torch.where(batch[atsa_input] > 0, 3, 0)})
         assert not torch.allclose(model(batch), model(reread))
+
+
+@pytest.mark.parametrize("task", ["atsa", "acsa"])
+def test_a_capsnet_state_with_the_earlier_keys_loads_with_the_same_scores(task):
+    """Earlier versions stored the ACSA category embedding as `category_embedding.weight` and had no
+    `aspect.embedding.weight` (AspectVector's view of the shared word embedding)."""
+    from train.checkpoint import upgrade_state
+    trained = build(task, seed=1)
+    state = trained.state_dict()
+    earlier = {("category_embedding.weight" if key == "aspect.category.weight" else key): value
+               for key, value in state.items() if key != "aspect.embedding.weight"}
+    assert "aspect.embedding.weight" in state and len(earlier) == len(state) - 1
+    fresh = build(task, seed=2)
+    fresh.load_state_dict(upgrade_state(fresh, earlier))
+    batch = make_batch(task)
+    with torch.no_grad():
+        assert torch.equal(fresh(batch), trained(batch))

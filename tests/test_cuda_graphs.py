@@ -1,7 +1,8 @@
 """CUDA graphs for training steps and validation forwards (train/cuda_graphs.py) and what they rely
-on: batch widths rounded up for fewer shapes (src/dataset.py), the sync-free BiGRU on CUDA
-(src/kernels/gru.py), and when they are used. The tests marked `cuda` need a GPU (CI has none; they run on
-the device machine: benchmarks/gpu_speed.sh, results in docs/RESULTS.md)."""
+on: batch widths rounded up for fewer shapes (src/dataset.py), the sync-free substitutes on CUDA
+(src/kernels/, swapped in by train/kernels.py as a default run does), and when they are used. The
+tests marked `cuda` need a GPU and are skipped without one (benchmarks/gpu_speed.sh runs them,
+results in docs/RESULTS.md)."""
 import dataclasses
 
 import pytest
@@ -11,17 +12,20 @@ from conftest import compose_cfg, model_setup, model_tasks, tiny_capsnet
 from data_process.fields import length_field
 from src.blocks import RNNEncoder
 from src.dataset import make_eval_loader, make_loader
-from src.kernels import bidirectional_gru, using
+from src.kernels.gru import bidirectional_gru
 from src.models import MODELS
 from train.cuda_graphs import GraphedForward, GraphedSteps, can_use
+from train.kernels import use_kernels
 from train.trainer import make_optimizer, predict_scores, train_step, update
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def tiny(overrides=()):
+    """(cfg, a tiny CapsNet with the fast substitutes, as a default run trains it, its dataset)."""
     cfg = compose_cfg("mams-atsa", overrides=["model.capsule_size=8", "model.dropout=0.0", *overrides])
-    return cfg, *tiny_capsnet(cfg)
+    model, data = tiny_capsnet(cfg)
+    return cfg, use_kernels(model, cfg.train.kernels), data
 
 
 def tiny_on_cuda():
@@ -238,21 +242,20 @@ def test_the_cuda_lstm_matches_the_packed_cpu_lstm_with_gradients(bidirectional)
     inputs, lengths = torch.randn(5, 11, 6), torch.tensor([11, 3, 1, 7, 0])
     weights = torch.randn(5, 11, encoder.output_size)
 
-    def run(device, lstm):
-        e = encoder.to(device)
+    fast = use_kernels(RNNEncoder(6, 5, bidirectional=bidirectional), "fast")
+    fast.load_state_dict(encoder.state_dict())
+
+    def run(device, module):
+        e = module.to(device)
         e.zero_grad()
         x = inputs.to(device).detach().requires_grad_()
-        states, last = lstm(e, x, lengths.to(device))
+        states, last = e(x, lengths.to(device))
         ((states * weights.to(device)).sum() + (last * last).sum()).backward()
         return [t.detach().cpu() for t in (states, last, x.grad, *[p.grad for p in e.parameters()])]
 
-    def packed(e, x, n):                   # the definition: RNNEncoder's packed nn.LSTM
-        with using("reference"):
-            return e(x, n)
-
-    expected = run("cpu", packed)
+    expected = run("cpu", encoder)              # the definition: RNNEncoder's packed nn.LSTM
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        got = run("cuda", lambda e, x, n: e(x, n))
+        got = run("cuda", fast)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
@@ -261,6 +264,7 @@ def model_batches(name, task):
     """(a model on the GPU, in train mode, no dropout; batches of two shapes: all four sentences, and
     the first three cut to their own longest length)."""
     model, batch, _, cfg = model_setup(name, task, None)
+    use_kernels(model, "fast")                # the sync-free substitutes, as a default run trains
     device = torch.device("cuda")
     smaller = {}
     for key, value in batch.items():

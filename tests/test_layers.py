@@ -6,8 +6,9 @@ import torch
 
 from common.errors import UserError
 from common.schema import build
-from src.layers import BilinearAttention, masked_softmax, squash, standardise_guide
+from src.layers import BilinearAttention, squash, standardise_guide
 from src.losses import LossConfig, make_loss, margin_loss
+from src.masking import masked_softmax
 
 # --- squash -----------------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ from common.errors import UserError
 from common.io import atomic_path
 
 FORMAT = 2   # the checkpoint format this version writes and reads
+# model_state keys that earlier versions of this format wrote, and the keys they are now: CapsNet's
+# ACSA category embedding became its AspectVector's (src/blocks.py).
+RENAMED_KEYS = {"category_embedding.weight": "aspect.category.weight"}
 
 
 def save_checkpoint(path, model, cfg, fingerprints, inference=None, extra=None):
@@ -59,6 +62,21 @@ def load_checkpoint(path):
         raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}; "
                         f"re-train it with this version")
     return payload
+
+
+def upgrade_state(model, state):
+    """A model_state in the keys of `model`: keys of earlier versions renamed (RENAMED_KEYS), and a
+    missing key of a shared parameter (AspectVector's view of the word embedding, which earlier
+    CapsNets did not have) filled from another key of the same parameter."""
+    state = {RENAMED_KEYS.get(key, key): value for key, value in state.items()}
+    keys_of = {}
+    for key, value in model.state_dict(keep_vars=True).items():
+        keys_of.setdefault(id(value), []).append(key)
+    for keys in keys_of.values():
+        present = next((key for key in keys if key in state), None)
+        for key in keys if present is not None else ():
+            state.setdefault(key, state[present])
+    return state
 
 
 def check_fingerprints(path, stored, current):

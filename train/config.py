@@ -24,8 +24,9 @@ from common.io import read_text
 from common.schema import build, spec, to_dict
 from data_process.config import DataConfig, PathsConfig
 from data_process.user_dataset import check_trainable, inspect_folder
-from src.kernels import CHOICES as KERNEL_CHOICES
 from src.models import get_model_class
+
+from .kernels import CHOICES as KERNEL_CHOICES
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 
@@ -47,7 +48,7 @@ class TrainConfig:
     bucket_chunk: int = spec(min=1, max=100_000)
     num_threads: Optional[int] = spec(min=1, max=1024)
     amp_bf16: bool
-    kernels: str = spec(choices=KERNEL_CHOICES)   # src/kernels: fast formulations, or the readable layers only
+    kernels: str = spec(choices=KERNEL_CHOICES)   # fast substitutes (train/kernels.py) or the readable modules only
     cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
     graph_width_multiple: int = spec(min=1, max=4096) # under CUDA graphs, batch widths round up to a multiple
     cuda_graph_limit: int = spec(min=1, max=10_000) # at most this many graphs (batch shapes) each for training

@@ -22,8 +22,8 @@ which changes nothing for a padding-invariant model and leaves an epoch a handfu
 - Used only where it computes what the eager step computes (`can_use`): on CUDA, for a model that
   declares `cuda_graph_safe` (no host synchronisation or data-dependent shape in its step), at a
   constant learning rate (a graph keeps the rate it was recorded with), without bf16 autocast, with
-  the fast kernels (`train.kernels: fast`: src/kernels' RNNs need no lengths on the host; the
-  reference path's packed RNNs do).
+  the fast substitutes (`train.kernels: fast`, train/kernels.py: src/kernels' RNNs need no lengths
+  on the host; the readable modules' packed RNNs do).
   Dropout draws from the seeded CUDA generator, so a seed fixes a run as before; it is not the eager
   run's sequence of masks.
 """

@@ -8,7 +8,6 @@ import torch
 
 from common.errors import UserError
 from common.io import check_writable_dir, write_json
-from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
@@ -17,6 +16,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .code_version import code_version
 from .config import comparable
 from .data import PreparedData
+from .kernels import use_kernels
 from .metrics import strict_accuracy
 from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
@@ -53,7 +53,6 @@ def train_job(cfg, seed, device_name="auto", overwrite=False):
     training is refused before any work. A disk that fills (or any failed write) is one UserError
     naming the run folder and the problem, the previous run untouched."""
     set_threads(cfg.train.num_threads)
-    kernels.use(cfg.train.kernels)
     final = run_dir(cfg, seed)
     check_writable_dir(cfg.paths.runs, "paths.runs")
     check_replaceable(final, dict(cfg.to_dict(), seed=seed), overwrite)   # before the lock: fail fast
@@ -96,7 +95,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     prep_seconds = time.perf_counter() - prep_start
 
     set_seed(seed)
-    model = build_model(cfg.model_name, cfg.model, data.info()).to(device)
+    model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), cfg.train.kernels).to(device)
     sets = datasets(data, cfg, model.input_fields(), ("train", "val", "test"), device)
     tcfg = cfg.train
     train_loader = make_train_loader(sets["train"], tcfg, seed, graphed=cuda_graphs.can_use(model, tcfg, device))

@@ -1,10 +1,10 @@
-"""CapsNet's bidirectional GRU (Eq. 2) over a padded batch, with the parameters of an nn.GRU: the
-fast form of the packed nn.GRU in src/models/capsnet.py (CapsNet.encode).
+"""FastBiGRU: BiGRU (src/blocks.py; CapsNet's encoder, Eq. 2) over the padded batch, without packing.
 
 `bidirectional_gru(gru, inputs, lengths, constant)` returns what the batch-first bidirectional
 nn.GRU `gru` gives over the packed batch: both directions' states, (B, T, 2H), zeros past each row's
 length, so padding never changes a result. `constant` (B, C), if given, is appended to every step's
-input (CapsNet's aspect vector, Eq. 2: the GRU reads [E_i ; a]).
+input (CapsNet's aspect vector, Eq. 2: the GRU reads [E_i ; a]). FastBiGRU is a BiGRU whose forward
+is bidirectional_gru: the same parameters and state_dict keys.
 
 On CUDA (`held_state_gru`) each layer is one bidirectional cuDNN GRU over the padded batch, with one
 more input feature that holds the state through padded steps: no packing, so no lengths read back
@@ -27,6 +27,21 @@ import warnings
 import torch
 import torch.nn as nn
 from torch import _VF
+
+from ..blocks import BiGRU
+
+
+class FastBiGRU(BiGRU):
+    """BiGRU's forward through bidirectional_gru (the hand-written passes on a CPU, one cuDNN GRU per
+    layer holding its state through padding on CUDA)."""
+
+    @staticmethod
+    def applies(gru):
+        """Whether FastBiGRU computes gru's function: no dropout between layers."""
+        return not gru.dropout
+
+    def forward(self, inputs, lengths, constant=None):
+        return bidirectional_gru(self, inputs, lengths, constant)
 
 
 def bidirectional_gru(gru: nn.GRU, inputs, lengths, constant=None):

@@ -1,5 +1,6 @@
-"""The baselines' (Bi)LSTM over a padded batch without packing: the fast form of the packed
-nn.LSTM in src/blocks.RNNEncoder.
+"""FastRNNEncoder: RNNEncoder (src/blocks.py; the baselines' (Bi)LSTM) over the padded batch, without
+packing. It is an RNNEncoder whose forward is `reset_state_lstm`: the same parameters and
+state_dict keys.
 
 Packing needs the lengths on the host, so a packed LSTM makes every GPU training step wait for the
 device and cannot be recorded in a CUDA graph (train/cuda_graphs.py); on a CPU, torch runs a packed
@@ -19,9 +20,23 @@ c' = f c + i g, h' = o tanh(c').
 import torch
 from torch import _VF
 
+from ..blocks import RNNEncoder
 from .gru import kernel_over_padding
 
 RESET = 1e4   # subtracted from a padded step's input- and forget-gate pre-activations: sigmoid is 0
+
+
+class FastRNNEncoder(RNNEncoder):
+    """RNNEncoder's forward through reset_state_lstm: one oneDNN (CPU) or cuDNN (CUDA) call, no
+    lengths read on the host."""
+
+    @staticmethod
+    def applies(encoder):
+        """Whether FastRNNEncoder computes encoder's function: one layer, no projections."""
+        return encoder.lstm.num_layers == 1 and not encoder.lstm.proj_size
+
+    def forward(self, inputs, lengths):
+        return reset_state_lstm(self.lstm, inputs, lengths.clamp(min=1))
 
 
 def reset_state_lstm(lstm, inputs, lengths):

@@ -38,10 +38,10 @@ from torch.nn import Dropout
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import WordEmbedding, sequence_mask
+from ..blocks import WordEmbedding
 from ..explain import Traceable, Weights
-from ..layers import masked_mean, masked_softmax
 from ..losses import LossConfig
+from ..masking import masked_mean, masked_softmax, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 

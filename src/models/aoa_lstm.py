@@ -22,16 +22,16 @@ from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
-from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding, sequence_mask
+from ..blocks import RecurrentConfig, RNNEncoder, WordEmbedding
 from ..explain import Weights
-from ..layers import masked_mean, masked_softmax
+from ..masking import masked_mean, masked_softmax, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 
 @register("aoa-lstm")
 class AOALSTM(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
+    cuda_graph_safe = True   # with train.kernels: fast, no lengths go to the host (src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

@@ -39,16 +39,17 @@ from torch.nn import Dropout
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import AspectVector, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..blocks import AspectVector, RNNEncoder, WordEmbedding
 from ..explain import Weights
 from ..losses import LossConfig
+from ..masking import attend, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 
 @register("at-lstm")
 class ATLSTM(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
+    cuda_graph_safe = True   # with train.kernels: fast, no lengths go to the host (src/kernels/lstm.py)
 
     @dataclass(frozen=True)
     class Config:

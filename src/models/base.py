@@ -10,8 +10,9 @@ A model file defines one `ABSAModel` subclass, registered under its config names
   - `__init__(cfg, info)`: build from its Config and a DataInfo;
   - `forward(batch) -> (B, num_classes)` scores (logits, or capsule lengths); the largest wins.
 `cuda_graph_safe = True` lets the trainer replay its training steps from CUDA graphs (it must then
-never read a device value on the host, e.g. lengths for packing). `loss` and `probabilities`
-default to cross-entropy on logits and their softmax; capsule models override both. Optionally,
+never read a device value on the host, e.g. lengths for packing). `loss` is built from the
+config's `model.loss` section (src/losses.py: margin or cross-entropy); `probabilities` defaults to
+the softmax of the scores, and capsule models override it (lengths normalised). Optionally,
 `explanation(trace, batch) -> [Weights]` turns the weights its Traceable modules kept during
 `explain(batch)` (src/explain.py) into heat maps; models without attention or routing keep the
 default (nothing to show). The trainer, data layer and predict only ever talk to this interface.

@@ -18,15 +18,16 @@ from torch.nn import Dropout
 
 from data_process.fields import InputSpec
 
-from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding, attend, sequence_mask
+from ..blocks import AspectVector, RecurrentConfig, RNNEncoder, WordEmbedding
 from ..explain import Weights
+from ..masking import attend, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 
 @register("bilstm-attn")
 class BiLSTMAttn(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
+    cuda_graph_safe = True   # with train.kernels: fast, no lengths go to the host (src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

@@ -1,10 +1,19 @@
-"""CapsNet (paper Section 3): word vectors + aspect -> BiGRU encoder -> capsule head -> class capsules.
+"""CapsNet (the MAMS paper, Section 3), Eqs. 1-7 in reading order:
 
-ATSA: the aspect vector is the mean of the term's word vectors (Eq. 1); the words read are, by
-default, the context (the sentence with the term replaced by an <aspect> marker, the authors' code's
-input), which tells the encoder where the term is; `model.atsa_input: sentence` reads the plain
-sentence. ACSA: a learned category embedding (the paper; the authors' code looked categories up in
-the word table by mistake).
+  Eq. 1     word vectors E_i and the aspect vector a           WordEmbedding, AspectVector (src/blocks.py)
+  Eq. 2     H = BiGRU over [E_i ; a], plus [E_i ; E_i]         BiGRU (src/blocks.py)
+  Eq. 3     primary capsules p_i and the aspect capsule c      CapsuleHead (src/layers.py)
+  Eq. 4     aspect-aware normalisation weights u_i             CapsuleHead
+  Eqs. 5-6  capsule-guided routing to the sentiment capsules   CapsuleGuidedRouting (src/layers.py);
+            v_j, whose lengths are the class scores            DynamicRouting for CapsNet-DR
+  Eq. 7     the margin loss on the lengths                     src/losses.py, from `model.loss`
+
+ATSA: the aspect vector is the mean of the term's word vectors; the words read are, by default, the
+context (the sentence with the term replaced by an <aspect> marker, the authors' code's input),
+which tells the encoder where the term is; `model.atsa_input: sentence` reads the plain sentence.
+ACSA: a learned category embedding (the paper; the authors' code looked categories up in the word
+table by mistake). The residual adds E_i to each direction's states, [E_i ; E_i]; the authors' code
+adds the two copies interleaved (docs/MODELS.md).
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -15,9 +24,8 @@ import torch.nn as nn
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from .. import kernels
-from ..blocks import run_packed
-from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
+from ..blocks import AspectVector, BiGRU, WordEmbedding
+from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities
 from ..losses import LossConfig
 from .base import ABSAModel, register
 
@@ -25,7 +33,7 @@ from .base import ABSAModel, register
 @register("capsnet", "capsnet-dr")
 class CapsNet(ABSAModel):
     tasks = ("atsa", "acsa")
-    cuda_graph_safe = True   # its fast BiGRU on CUDA needs no lengths on the host (src/kernels/gru.py)
+    cuda_graph_safe = True   # with train.kernels: fast, no lengths go to the host (src/kernels/gru.py)
 
     @dataclass(frozen=True)
     class Config:
@@ -51,51 +59,28 @@ class CapsNet(ABSAModel):
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.words_field = self.input_fields()[0]
-        vectors = torch.as_tensor(info.embeddings, dtype=torch.float32)
-        self.embedding = nn.Embedding.from_pretrained(vectors, freeze=cfg.freeze_embeddings, padding_idx=0)
-        word_size = vectors.size(1)
-        if self.task == "acsa":
-            self.category_embedding = nn.Embedding(info.num_categories, word_size)  # Eq. 1, ACSA
-            nn.init.uniform_(self.category_embedding.weight, -0.25, 0.25)
-        # Not the paper's design: widen word vectors before the encoder (null keeps the paper's).
-        self.projection = nn.Linear(word_size, cfg.embed_projection) if cfg.embed_projection else None
+        self.embedding = WordEmbedding(info.embeddings, cfg.freeze_embeddings)              # Eq. 1
+        self.aspect = AspectVector(self.embedding, info.task, info.num_categories)         # Eq. 1
+        # Not the paper's design: widen the word and aspect vectors first (null keeps the paper's).
+        word_size = self.embedding.embedding_dim
+        self.projection = nn.Linear(word_size, cfg.embed_projection) if cfg.embed_projection else nn.Identity()
         width = cfg.embed_projection or word_size
         self.dropout = nn.Dropout(cfg.dropout)
-        # Eq. 2: BiGRU over [E_i ; a], hidden size = word width, plus the word-vector residual.
-        self.encoder = nn.GRU(2 * width, width, num_layers=cfg.num_layers, bidirectional=True, batch_first=True)
+        self.encoder = BiGRU(2 * width, width, cfg.num_layers)                             # Eq. 2
         self.head = CapsuleHead(2 * width, width, cfg.capsule_size, info.num_classes, cfg.routing_scale,
-                                cfg.dropout, info.sentiment, cfg.routing, cfg.routing_iterations)
-
-    def _words(self, ids):
-        vectors = self.embedding(ids)
-        return self.projection(vectors) if self.projection is not None else vectors
-
-    def aspect_vector(self, batch):
-        if self.task == "acsa":
-            vectors = self.category_embedding(batch["category"])
-            return self.projection(vectors) if self.projection is not None else vectors
-        ids = batch["aspect"]
-        return masked_mean(self._words(ids), ids != 0)  # mean of the term's words
+                                cfg.dropout, info.sentiment, cfg.routing, cfg.routing_iterations)   # Eqs. 3-6
 
     def encode(self, batch):
-        """Eqs. 1-2: (encoder states (B, T, 2w), mask (B, T), aspect vector (B, w)) for the head."""
+        """Eqs. 1-2: (encoder states H (B, T, 2w), mask of the real words (B, T), aspect vector a (B, w))."""
         ids, lengths = batch[self.words_field], batch[self.words_field + "_len"]
-        words = self.dropout(self._words(ids))                    # (B, T, w)
-        aspect = self.dropout(self.aspect_vector(batch))          # (B, w)
-        states = self.bigru(words, lengths, aspect)
-        states = self.dropout(states + words.repeat(1, 1, 2))     # residual to both directions
+        words = self.dropout(self.projection(self.embedding(ids)))        # E_i (B, T, w), Eq. 1
+        aspect = self.dropout(self.projection(self.aspect(batch)))        # a (B, w), Eq. 1
+        states = self.encoder(words, lengths, aspect)                      # BiGRU over [E_i ; a] (B, T, 2w), Eq. 2
+        states = self.dropout(states + torch.cat([words, words], dim=-1))  # the residual [E_i ; E_i], Eq. 2
         return states, ids != 0, aspect
 
-    def bigru(self, words, lengths, aspect):
-        """Eq. 2: the BiGRU's states (B, T, 2w) over [E_i ; a], zeros past each row's length."""
-        lengths = lengths.clamp(min=1)
-        if kernels.enabled("gru"):
-            return kernels.bidirectional_gru(self.encoder, words, lengths, constant=aspect)
-        inputs = torch.cat([words, aspect.unsqueeze(1).expand(-1, words.size(1), -1)], dim=-1)
-        return run_packed(self.encoder, inputs, lengths)[0]
-
     def forward(self, batch):
-        return self.head(*self.encode(batch))
+        return self.head(*self.encode(batch))           # Eqs. 3-6: (B, C) sentiment capsule lengths
 
     probabilities = staticmethod(lengths_to_probabilities)
     score_kind = "capsule lengths"

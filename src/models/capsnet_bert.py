@@ -13,8 +13,9 @@ from torch.nn import Dropout
 from common.schema import spec
 
 from ..backbone import bert_inputs, encode_pairs, load_backbone
-from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities, masked_mean
+from ..layers import CapsuleHead, capsule_explanation, lengths_to_probabilities
 from ..losses import LossConfig
+from ..masking import masked_mean
 from .base import ABSAModel, register
 
 

@@ -28,8 +28,9 @@ from torch.nn import Dropout
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import AspectVector, WindowConv, WordEmbedding, masked_max, sequence_mask
+from ..blocks import AspectVector, WindowConv, WordEmbedding
 from ..losses import LossConfig
+from ..masking import masked_max, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 

@@ -26,9 +26,10 @@ import torch.nn as nn
 from common.schema import spec
 from data_process.fields import InputSpec
 
-from ..blocks import AspectVector, WordEmbedding, attend, sequence_mask
+from ..blocks import AspectVector, WordEmbedding
 from ..explain import Weights
 from ..losses import LossConfig
+from ..masking import attend, sequence_mask
 from .base import ABSAModel, DataInfo, register
 
 

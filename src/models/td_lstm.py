@@ -25,7 +25,7 @@ from .base import ABSAModel, DataInfo, register
 @register("td-lstm")
 class TDLSTM(ABSAModel):
     tasks = ("atsa",)
-    cuda_graph_safe = True   # no host synchronisation in a step (its fast LSTMs are not packed: src/kernels/lstm.py)
+    cuda_graph_safe = True   # with train.kernels: fast, no lengths go to the host (src/kernels/lstm.py)
 
     Config = RecurrentConfig
 

@@ -566,9 +566,10 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if main_thread else None
     try:
         if backend == "ray":
-            from .grid_ray import run_ray
-            run_ray(todo, jobs, command_for, progress, address, threads or 1,
-                    0.0 if uses_cpu(device) else 1.0 / jobs, outcomes)
+            from .grid_ray import ray_launcher
+            with ray_launcher(lambda cell: dies_with_parent(command_for(cell)), jobs, address, threads or 1,
+                              0.0 if uses_cpu(device) else 1.0 / jobs) as launcher:
+                run_pool(todo, jobs, launcher, progress, outcomes=outcomes)
         else:
             run_local(todo, jobs, command_for, progress, outcomes=outcomes)
     finally:

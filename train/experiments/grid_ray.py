@@ -4,21 +4,24 @@ local pool (python main.py --mode train ...), so results land in the same run fo
 With --address HOST:PORT the tasks go to that cluster; its machines must see this checkout, the
 raw data and the run folders at the same paths (a shared filesystem) and have the same Python
 environment. Without --address a local Ray instance is started and stopped again.
-Needs `pip install -r requirements-ray.txt`.
+Needs `pip install -r requirements-ray.txt`. The grid (grid.py) imports this module, never the
+other way round: it hands over the commands and runs its pool over `ray_launcher`.
 """
+import contextlib
 import os
 import subprocess
+from pathlib import Path
 
 from common.errors import UserError
 
-from .grid import REPO_ROOT, dies_with_parent, run_pool
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_command(command, out_log, err_log, cwd):
     """The Ray task: run one training command, stdout and stderr into its log files; its exit status."""
     os.makedirs(os.path.dirname(out_log), exist_ok=True)
     with open(out_log, "w", encoding="utf-8") as out, open(err_log, "w", encoding="utf-8") as err:
-        return subprocess.run(dies_with_parent(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
+        return subprocess.run(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=cwd,
                               env=dict(os.environ, PYTHONUNBUFFERED="1"), check=False).returncode
 
 
@@ -48,8 +51,10 @@ class RayLauncher:
             self.ray.cancel(ref, force=True)   # kills the worker; its training process gets SIGTERM
 
 
-def run_ray(cells, jobs, command_for, progress, address=None, cpus=1, gpus=0.0, outcomes=None):
-    """run_pool over Ray tasks, at most `jobs` at once."""
+@contextlib.contextmanager
+def ray_launcher(command_for, jobs, address=None, cpus=1, gpus=0.0):
+    """A RayLauncher for the grid's pool (grid.run_pool), at most `jobs` runs at once, inside a
+    Ray session: the cluster at `address`, else a local Ray started here and stopped after."""
     try:
         import ray
     except ImportError:
@@ -66,7 +71,7 @@ def run_ray(cells, jobs, command_for, progress, address=None, cpus=1, gpus=0.0, 
             raise UserError(f"--backend ray: cannot start or reach Ray{f' at {address}' if address else ''} "
                             f"({reason})") from None
     try:
-        return run_pool(cells, jobs, RayLauncher(ray, command_for, cpus, gpus), progress, outcomes=outcomes)
+        yield RayLauncher(ray, command_for, cpus, gpus)
     finally:
         if started_here:
             ray.shutdown()

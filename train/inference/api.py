@@ -33,12 +33,12 @@ from common.labels import LABELS
 from data_process.encode import Encoder
 from data_process.fields import length_field
 from data_process.vocab import SPECIALS
-from src import kernels
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import MODELS, DataInfo, build_model
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, upgrade_state
 from ..config import from_tree
+from ..kernels import use_kernels
 from ..runtime import pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
@@ -160,13 +160,13 @@ class SentimentClassifier:
 
     def __init__(self, model, encoder, cfg, device, checkpoint=None, fingerprints=None, seed=None, state=None,
                  bf16=False):
-        self.model, self.encoder, self.cfg, self.device = model.to(device).eval(), encoder, cfg, device
+        self.model = use_kernels(model, cfg.train.kernels).to(device).eval()   # the run's implementation
+        self.encoder, self.cfg, self.device = encoder, cfg, device
         self.checkpoint, self.fingerprints, self.seed = checkpoint, fingerprints or {}, seed
         self.bf16 = check_bf16(bf16, device)
         state = state or {}
         self.state_config = {k: v for k, v in (state.get("config") or {}).items() if k != "seed"}
         self.data_info = state.get("data_info")
-        kernels.use(cfg.train.kernels)   # the run's choice (src/kernels), for every model of this process
 
     @classmethod
     def load(cls, checkpoint, device="cpu", bf16=False):
@@ -215,7 +215,7 @@ class SentimentClassifier:
                 raise
             raise UserError(f"{source}: cannot load its backbone: {err}") from None
         try:
-            model.load_state_dict(state["model_state"])
+            model.load_state_dict(upgrade_state(model, state["model_state"]))
         except (RuntimeError, KeyError, TypeError) as err:   # torch lists every mismatched tensor
             first = str(err).strip().splitlines()
             raise UserError(f"{source}: its weights do not fit the {cfg.model_name} model of this version "
