@@ -42,12 +42,18 @@ class Stop(KeyboardInterrupt):
     """What Ctrl-C raises, here right after the state of `epoch` is written."""
 
 
-def stopping_after(epoch, original):
+def train_until_stopped(cfg, epoch, monkeypatch):
+    """Train `cfg` (seed 0) and stop it as Ctrl-C would, right after the state of `epoch` is written."""
+    original = run_module.write_resume
+
     def write(path, state):
         original(path, state)
         if state["epoch"] == epoch:
             raise Stop
-    return write
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "write_resume", write)
+        with pytest.raises(Stop):
+            train_job(cfg, 0, "cpu")
 
 
 def test_a_training_stopped_after_an_epoch_resumes_and_ends_as_if_never_stopped(setup, monkeypatch):
@@ -57,10 +63,7 @@ def test_a_training_stopped_after_an_epoch_resumes_and_ends_as_if_never_stopped(
 
     stopped = config(setup, "stopped")
     folder = run_dir(stopped, 0)
-    with monkeypatch.context() as patch:
-        patch.setattr(run_module, "write_resume", stopping_after(2, run_module.write_resume))
-        with pytest.raises(Stop):
-            train_job(stopped, 0, "cpu")
+    train_until_stopped(stopped, 2, monkeypatch)
     assert resume_file(folder).is_file() and not folder.exists()   # the state of epoch 2, no run folder yet
     train_job(stopped, 0, "cpu")
     assert outcome(folder) == outcome(run_dir(whole, 0))
@@ -73,10 +76,7 @@ def test_a_training_stopped_after_an_epoch_resumes_and_ends_as_if_never_stopped(
 def test_a_resume_state_of_other_settings_is_not_used(setup, monkeypatch):
     first = config(setup, "other")
     folder = run_dir(first, 0)
-    with monkeypatch.context() as patch:
-        patch.setattr(run_module, "write_resume", stopping_after(1, run_module.write_resume))
-        with pytest.raises(Stop):
-            train_job(first, 0, "cpu")
+    train_until_stopped(first, 1, monkeypatch)
     assert resume_file(folder).is_file()
     changed = config(setup, "other", ["train.lr=0.002"])
     train_job(changed, 0, "cpu")
