@@ -10,7 +10,6 @@ conftest for the backbone faults; fabricated run folders for compare.
 """
 import errno
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -25,15 +24,13 @@ from test_reliability import (
     cli,
     jsonl_line,
     leftovers,
+    make_env,
     snapshot,
-    write_folder,
-    write_vectors,
 )
 
 import train.checkpoint as checkpoint_module
 from common.errors import UserError
 from common.labels import LABELS
-from data_process.lexicon import lexicon_words
 from train import run as run_module, run_folder
 from train.experiments import grid
 from train.experiments.compare import compare_cell, load_settings
@@ -49,16 +46,8 @@ def sets(overrides):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """{root, data (own-data folder), vectors, overrides (tmp paths, tiny vectors, one epoch)}, as
-    tests/test_reliability.py's."""
-    root = tmp_path_factory.mktemp("faults")
-    data = write_folder(root / "a" / "reviews")
-    words = {w for t, _ in TEXTS for w in re.findall(r"\w+|[^\w\s]", t.lower())}
-    words |= {w for group in lexicon_words().values() for w in group}
-    vectors = write_vectors(root / "vectors.txt", words)
-    overrides = [f"paths.runs={root / 'runs'}", f"paths.processed={root / 'processed'}",
-                 f"data.embeddings={vectors}", *TINY]
-    return {"root": root, "data": data, "vectors": vectors, "overrides": overrides}
+    """As tests/test_reliability.py's: an own-data folder, tiny vectors and one-epoch overrides."""
+    return make_env(tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture

@@ -68,8 +68,11 @@ def write_vectors(path, words, dim=8, seed=0):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """{root, data (own-data folder), vectors, overrides (tmp paths, tiny vectors, one epoch)}."""
-    root = tmp_path_factory.mktemp("reliability")
+    return make_env(tmp_path_factory.mktemp("reliability"))
+
+
+def make_env(root):
+    """{root, data (own-data folder), vectors, overrides (tmp paths, tiny vectors, one epoch)} under root."""
     data = write_folder(root / "a" / "reviews")
     words = {w for t, _ in TEXTS for w in re.findall(r"\w+|[^\w\s]", t.lower())}
     words |= {w for group in lexicon_words().values() for w in group}
