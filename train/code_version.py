@@ -1,5 +1,10 @@
 """The version of the code a run was trained with, for its metrics.json: the git commit and whether
-tracked files had uncommitted changes (the results page shows both)."""
+tracked files had uncommitted changes (the results page shows both).
+
+A copy of a checkout without its .git folder (a compute node that was sent the files alone) can
+declare its commit with the environment variable ABSA_CODE_COMMIT; whoever sets it vouches that the
+files are that commit's, unchanged (for example by checking their SHA-256 against `git ls-files`)."""
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,9 +20,10 @@ def _git(*args):
 
 
 def code_version():
-    """{"commit": the HEAD commit (None outside a git checkout), "dirty": uncommitted changes to tracked files}."""
+    """{"commit": the HEAD commit (outside a git checkout: $ABSA_CODE_COMMIT, else None),
+    "dirty": uncommitted changes to tracked files}."""
     commit = _git("rev-parse", "HEAD")
     if not commit or not commit.strip():
-        return {"commit": None, "dirty": False}
+        return {"commit": os.environ.get("ABSA_CODE_COMMIT") or None, "dirty": False}
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
