@@ -52,14 +52,14 @@ grid small "$SMALL" "$SMALL_SEEDS" "$SMALL_JOBS" &
 P2=$!
 wait $P1 $P2
 kill $SAMPLER 2>/dev/null
-tail -3 "$OUT"/grid-*.txt
+tail -n 3 "$OUT"/grid-*.txt
 
 touch "$OUT/.before_publish"
 $PY main.py --mode publish --models "$MODELS" 2>&1 | tail -20 > "$OUT/publish.txt"
 cat "$OUT/publish.txt"
 find results/predictions -name '*.parquet' -newer "$OUT/.before_publish" | tar -czf "$OUT/published.tar.gz" -T -
 rm -f "$OUT/.before_publish"
-(cd runs && find . -path './results-*' -prune -o \
+([ -d runs ] && cd runs && find . -path './results-*' -prune -o \
   \( -name metrics.json -o -name predictions.jsonl -o -name train.log \) -print \
   | tar -czf "$OUT/runs.tar.gz" -T -)
 ls -la "$OUT"
