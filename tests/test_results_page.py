@@ -121,9 +121,9 @@ def test_cells_without_a_run_come_from_the_earlier_csv_and_a_run_replaces_its_ce
     assert "| MemNet | 70.43 (64.568) |" in page and "| CapsNet | 73.58 (79.776) |" in page
     write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, commit="aaa1111")
     page = render_page(user_plan(tmp_path), "results")
-    earlier_table = page.split("### Table 3, CPU, seed 0 at earlier commits")[1].split("###")[0]
+    earlier_table = page.split("### Table 3, seed 0 at earlier commits (CPU)")[1].split("###")[0]
     assert "| MemNet | 70.43 (64.568) |" in earlier_table and "| CapsNet |" not in earlier_table
-    assert "| CapsNet | 71.00 (79.776) |" in page.split("### Table 3, CPU\n")[1]
+    assert "| CapsNet | 71.00 (79.776) |" in page.split("### Table 3, published runs\n")[1]
 
 
 def test_a_results_csv_without_its_columns_is_one_user_error_naming_the_file(tmp_path, monkeypatch):
@@ -171,3 +171,17 @@ def test_mode_results_to_a_folder_it_cannot_write_is_one_error_line_and_exit_2(t
     bad = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == [f"error: --out {tmp_path / 'file'}: not a folder"]
+
+
+def test_the_central_claim_sentence_gives_each_mams_verdict_or_says_it_was_not_tested():
+    from train.experiments.claims import Claim, Report
+    from train.experiments.results_page import central_claim
+    names = {"capsnet-bert": ("CapsNet-BERT", {}), "bert": ("BERT", {})}
+    tested = Claim("mams-acsa", "capsnet-bert", "bert", "bert", 1.17, "bert",
+                   {"difference": 3.86, "ci95": (1.31, 6.46), "seeds": [0, 1, 2]}, holm_p=0.0138,
+                   verdict="holds here")
+    untested = Claim("mams-atsa", "capsnet-bert", "bert", "bert", 1.17, "bert", None, reason="no runs")
+    text = central_claim(Report([untested, tested]), names)
+    assert "(+1.17 points on both tasks in the paper)" in text
+    assert "MAMS-ATSA: not tested (no runs)" in text
+    assert "MAMS-ACSA: holds here, +3.86 points, 95% CI [+1.31, +6.46], Holm p = 0.0138, seeds 0 1 2" in text

@@ -85,7 +85,7 @@ def publish_job(models, datasets, seeds, experiment, overrides, force=False, pub
     _, cells = render_table(table_plan, results_dir, marks=report.marks)
     write_page(table_plan, results_dir, page)
     if readme is not None:
-        write_text(readme, with_headline(read_text(readme, "README"), headline_table(table_plan, results_dir)))
+        write_text(readme, with_headline(read_text(readme, "README"), headline_table(table_plan, results_dir, report)))
     shown = sum(1 for c in cells if c.status == "ok")
     print(f"published {len(todo)} run(s) to {Path(published).as_posix()}"
           + (f", replacing {len(conflicts)}" if conflicts else "") + f"; {same} already published. "

@@ -73,8 +73,10 @@ Finished runs are skipped, so a rerun trains only what is missing. Macro-F1 and 
 accuracy of every cell are in the table's CSV."""
 
 TABLE3_CPU_WHY = """\
-This is the table the page cites: every cell at the default settings of its model and dataset, on the
-CPU, where a seed reproduces to the last digit."""
+This is the table the page cites: every cell at the default settings of its model and dataset, from
+the published runs. The word-vector rows trained on the CPU, where a seed reproduces to the last
+digit; the BERT-family rows on a GPU under bf16 autocast (train.amp_bf16), where cuDNN's kernels
+make a rerun of a seed differ in the last digits. Each row's command names its device."""
 
 ABOVE = "above"
 TABLE3_EARLIER_WHY = f"""\
@@ -83,9 +85,9 @@ at earlier commits whose predictions were not kept, so they take no part in the 
 plot. A published run replaces its cell here ("{ABOVE}": the cell is in the table above)."""
 
 TABLE3_GPU_WHY = """\
-Its own table, not merged with the CPU one: other seeds (up to three per cell, as many as the device
-time allowed), another device and an older commit. Where both tables have a cell, the CPU one is the
-number of this page's Table 3."""
+Its own table, not merged with the published one: other seeds (up to three per cell, as many as the
+device time allowed) and an older commit whose predictions were not kept. Where both tables have a
+cell, the published one is the number of this page's Table 3."""
 
 EVIDENCE = """\
 What the smaller vectors cost, and how we know it is the vectors and not this code: the authors' own
@@ -415,13 +417,13 @@ def render_page(plan, results_dir="results", report=None):
     """The page's text, from the finished runs of `plan` (the default grid) and results_dir's files.
     `report`: the claims.Report of `plan` (computed when not given)."""
     results_dir = Path(results_dir)
-    cpu = table3_from_runs(plan, "Table 3, CPU")
+    cpu = table3_from_runs(plan, "Table 3, published runs")
     earlier_csv = results_dir / "earlier" / "table3.csv"
     earlier = None
     if earlier_csv.is_file():
         have = {(c.model, c.dataset) for c in (cpu.cells if cpu else ()) if c.status == "ok"}
         wanted = {(c.model, c.dataset) for c in plan.cells} - have
-        earlier = table3_from_csv(earlier_csv, "Table 3, CPU, seed 0 at earlier commits", wanted)
+        earlier = table3_from_csv(earlier_csv, "Table 3, seed 0 at earlier commits (CPU)", wanted)
         if not any(c.status == "ok" for c in earlier.cells):
             earlier = None
     gpu_csv = results_dir / "gpu" / "table3.csv"
@@ -472,10 +474,33 @@ HEADLINE_DATASETS = ("mams-atsa", "mams-acsa")
 HEADLINE_START, HEADLINE_END = "<!-- headline table: written by --mode publish -->", "<!-- end of headline table -->"
 
 
-def headline_table(plan, results_dir="results"):
+def central_claim(report, paper_models):
+    """The README's sentence on the paper's central claim, CapsNet-BERT > BERT on the MAMS columns,
+    from the claims `report` (its verdicts, in words)."""
+    found = {c.dataset: c for c in report.claims if (c.a, c.claim_b) == ("capsnet-bert", "bert")}
+    parts = []
+    for dataset in HEADLINE_DATASETS:
+        claim, name = found.get(dataset), dataset.upper()
+        if claim is None or claim.result is None:
+            parts.append(f"{name}: not tested (no runs)")
+            continue
+        low, high = claim.result["ci95"]
+        seeds = " ".join(str(s) for s in claim.result["seeds"])
+        parts.append(f"{name}: {claim.verdict}, {claim.result['difference']:+.2f} points, 95% CI "
+                     f"[{low:+.2f}, {high:+.2f}], Holm p = {claim.holm_p:.3g}, seeds {seeds}")
+    paper = [f"{found[d].paper_difference:+.2f}" for d in HEADLINE_DATASETS
+             if d in found and found[d].paper_difference is not None]
+    said = "" if not paper else (f" ({paper[0]} points on both tasks in the paper)" if len(set(paper)) == 1
+                                 and len(paper) == len(HEADLINE_DATASETS) else f" ({' and '.join(paper)} in the paper)")
+    return (f"- The paper's central claim, CapsNet-BERT > BERT{said}, here with the MiniLM backbone: "
+            + "; ".join(parts) + " (the Claims section of docs/RESULTS.md).")
+
+
+def headline_table(plan, results_dir="results", report=None):
     """The README's table: Table 3's main rows on the MAMS columns, ours (mean ± std over the published
     seeds, their number in brackets; seed 0 of an earlier commit where none is published yet) beside the
-    paper's, and the authors' code as reported with the same vectors (results/ablations.csv)."""
+    paper's, and the authors' code as reported with the same vectors (results/ablations.csv); then the
+    verdict on the paper's central claim (`report`: the plan's claims, computed when not given)."""
     results_dir = Path(results_dir)
     columns, paper_models = load_paper()
     cells = {(c.model, c.dataset): c for c in collect(plan, paper_models)}
@@ -489,9 +514,9 @@ def headline_table(plan, results_dir="results"):
     for model in HEADLINE_ROWS:
         if model == "authors-capsnet":
             rows.append(["CapsNet, the authors' code (reported, same 50-d vectors)",
-                         *(v for d in HEADLINE_DATASETS for v in (authors.get(d, MISSING), ""))])
+                         *(v for d in HEADLINE_DATASETS for v in (authors.get(d, MISSING), "")), "cpu"])
             continue
-        row = [paper_models[model][0]]
+        row, devices = [paper_models[model][0]], set()
         for dataset in HEADLINE_DATASETS:
             paper = paper_models[model][1].get(dataset)
             cell, old = cells.get((model, dataset)), earlier.get((model, dataset))
@@ -501,18 +526,22 @@ def headline_table(plan, results_dir="results"):
             if cell is not None and cell.status == "ok":
                 stat = cell.stat("accuracy")
                 ours = f"{fmt_mean(stat.mean, stat.std)} ({stat.n})"
+                devices |= {str(r.get("device", "?")) for r in cell.runs}
             elif old is not None and old.status == "ok":
                 ours, marked = f"{fmt_mean(old.acc_mean, None)} (seed 0)*", True
+                devices |= set(old.devices)
             else:
                 ours = MISSING
             row += [ours, f"{paper:.2f}"]
-        rows.append(row)
-    header = ["model", "MAMS-ATSA ours", "MAMS-ATSA paper", "MAMS-ACSA ours", "MAMS-ACSA paper"]
+        rows.append(row + [", ".join(sorted(devices)) or MISSING])
+    header = ["model", "MAMS-ATSA ours", "MAMS-ATSA paper", "MAMS-ACSA ours", "MAMS-ACSA paper", "trained on"]
     lines = md_table(header, rows)
-    lines += ["", "- Ours: mean ± std over the published seeds (their number in brackets), on the CPU, at the",
-              "  default settings; the paper's: means of 5 runs."]
+    lines += ["", "- Ours: mean ± std over the published seeds (their number in brackets), at the default settings;",
+              "  the paper's: means of 5 runs. Trained on: the device of the row's runs (on cuda the BERT-family",
+              "  models train under bf16 autocast, train.amp_bf16; on the CPU in float32)."]
     if marked:
         lines.append("- \\* seed 0 trained at an earlier commit; its five published seeds are still to come.")
+    lines.append(central_claim(report or evaluate_claims(plan), paper_models))
     return "\n".join(lines)
 
 
