@@ -47,7 +47,8 @@ class TrainConfig:
     bucket_by_length: bool
     bucket_chunk: int = spec(min=1, max=100_000)
     num_threads: Optional[int] = spec(min=1, max=1024)
-    amp_bf16: bool
+    amp_bf16: bool                    # bf16 autocast on CUDA
+    amp_bf16_cpu: bool                # bf16 autocast on the CPU (one with native bf16)
     kernels: str = spec(choices=KERNEL_CHOICES)   # fast substitutes (train/kernels.py) or the readable modules only
     cuda_graphs: bool                 # on CUDA, replay training steps from CUDA graphs where they allow it
     graph_width_multiple: int = spec(min=1, max=4096) # under CUDA graphs, batch widths round up to a multiple
@@ -96,16 +97,23 @@ class RunConfig:
 # picks between formulations that tests hold equal; data.max_words limits only predict / explain.
 IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("data", "max_words"))
 
+# Settings added after runs were stored, each with the value that behaves as the code did before it
+# existed: comparable() leaves such a key out while it holds that value, so the older runs still match.
+ADDED_KEYS = {("train", "amp_bf16_cpu"): False}
+
 
 def comparable(config):
-    """A stored or composed config as plain JSON data, without the IGNORED_KEYS."""
+    """A stored or composed config as plain JSON data, without the IGNORED_KEYS, and without the
+    ADDED_KEYS that hold their earlier behaviour."""
     config = json.loads(json.dumps(config))
-    for path in IGNORED_KEYS:
+    for path in IGNORED_KEYS + tuple(ADDED_KEYS):
         parent = config
         for key in path[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            parent.pop(path[-1], None)
+        if isinstance(parent, dict) and path[-1] in parent:
+            if path in ADDED_KEYS and parent[path[-1]] != ADDED_KEYS[path]:
+                continue
+            parent.pop(path[-1])
     return config
 
 

@@ -22,7 +22,7 @@ from .plots import plot_confusion, plot_curves
 from .predictions import test_predictions, write_predictions
 from .resume import read_resume, remove_resume, resume_file, write_resume
 from .run_folder import attach_log_file, check_replaceable, close_log_files, make_logger, run_dir, staged_run
-from .runtime import peak_memory_mib, pick_device, set_seed, set_threads
+from .runtime import peak_memory_mib, pick_device, set_seed, set_threads, training_bf16
 from .trainer import evaluate, fit
 
 
@@ -90,6 +90,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     """train_job's work, every file written into `out` (the staging folder of run folder `final`)."""
     log = logger.info
     device = pick_device(device_name)
+    training_bf16(cfg.train, device)   # bf16 asked of a CPU without it fails before any work
     prep_start = time.perf_counter()
     data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=log)
     prep_seconds = time.perf_counter() - prep_start
@@ -137,8 +138,9 @@ def _train_into(out, final, cfg, seed, device_name, logger):
             writer.close()
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["model_state"])
-    test = evaluate(model, test_loader, device, tcfg.amp_bf16)
-    predictions = test_predictions(model, test_loader, data.split("test"), device, tcfg.amp_bf16)
+    bf16 = training_bf16(tcfg, device)
+    test = evaluate(model, test_loader, device, bf16)
+    predictions = test_predictions(model, test_loader, data.split("test"), device, bf16)
     write_predictions(out / "predictions.jsonl", predictions)
     ids, gold, predicted = ([p[k] for p in predictions] for k in ("sentence_id", "gold", "predicted"))
     test["strict_accuracy"] = strict_accuracy(ids, gold, predicted)  # sentence level: all its aspects right

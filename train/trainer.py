@@ -17,6 +17,7 @@ from data_process.fields import length_field
 from .cuda_graphs import GraphedForward, GraphedSteps, can_use
 from .metrics import classification_metrics
 from .resume import loader_generator, rng_state, set_rng_state
+from .runtime import training_bf16
 
 
 def move(batch, device):
@@ -25,8 +26,9 @@ def move(batch, device):
 
 
 def autocast(device, enabled):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on `device` (CUDA or CPU) when `enabled` (runtime.training_bf16 decides), else float32."""
+    if enabled and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -138,7 +140,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     total = epochs * len(train_loader) if not max_steps else min(max_steps, epochs * len(train_loader))
     graphed = can_use(model, tcfg, device)
     optimizer, scheduler = make_optimizer(model, tcfg, total, capturable=graphed)
-    bf16 = tcfg.amp_bf16
+    bf16 = training_bf16(tcfg, device)
 
     def eager_step(batch):
         return train_step(model, batch, optimizer, scheduler, tcfg.grad_clip, device, bf16)

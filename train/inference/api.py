@@ -39,7 +39,7 @@ from src.models import MODELS, DataInfo, build_model
 from ..checkpoint import load_checkpoint, upgrade_state
 from ..config import from_tree
 from ..kernels import use_kernels
-from ..runtime import pick_device
+from ..runtime import cpu_has_bf16, pick_device
 from ..trainer import move, predict_scores
 from .requests import make_instances, requests_from_items
 
@@ -92,14 +92,6 @@ def _items(items):
 
 def _scores(row):
     return {name: round(float(row[i]), 4) for i, name in enumerate(LABELS)}
-
-
-def cpu_has_bf16():
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): oneDNN's own check."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def check_bf16(bf16, device):

@@ -10,7 +10,7 @@ from ..checkpoint import check_fingerprints
 from ..data import PreparedData
 from ..run import datasets, model_inputs, summary_line
 from ..run_folder import finished_checkpoint, make_logger, run_dir
-from ..runtime import pick_device
+from ..runtime import pick_device, training_bf16
 from ..trainer import evaluate
 from .api import SentimentClassifier
 
@@ -82,7 +82,7 @@ def test_job(cfg, seed, device_name="auto", checkpoint=None):
     model, data, ckpt_cfg, trained_seed = load_for_inference(cfg, checkpoint, device, log)
     test_set = datasets(data, ckpt_cfg, model.input_fields(), ("test",), device)["test"]
     loader = make_eval_loader(test_set, cfg.train.eval_batch_size)
-    test = evaluate(model, loader, device, ckpt_cfg.train.amp_bf16)
+    test = evaluate(model, loader, device, training_bf16(ckpt_cfg.train, device))
     log(f"{checkpoint}: test on {len(test_set)} instances")
     for name, scores in test["per_class"].items():
         log(f"  {name:9s} P {scores['precision']:6.2f}  R {scores['recall']:6.2f}  F1 {scores['f1']:6.2f}  "
