@@ -156,7 +156,7 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
 def cell_status(cell):
     """(state, FinishedRun or None). state: 'finished' (a run folder or a published file holds the
     cell's config), 'changed' (they hold another config), 'incomplete' (a folder that is not a
-    finished run, or a damaged published file) or 'new'."""
+    finished run, before any published file of another config; or a damaged published file) or 'new'."""
     folder = from_folder(cell.folder) if cell.use_folders else None
     if folder is not None and ran_as_planned(folder.metrics, cell):
         return "finished", folder
@@ -168,11 +168,13 @@ def cell_status(cell):
             damaged = True
     if published is not None and ran_as_planned(published.metrics, cell):
         return "finished", published
-    if folder is not None or published is not None:
+    if folder is not None:
         return "changed", None
-    if damaged or (cell.use_folders and cell.folder.exists()):
+    if cell.use_folders and cell.folder.exists():   # a run of the user's that did not finish
         return "incomplete", None
-    return "new", None
+    if published is not None:
+        return "changed", None
+    return ("incomplete" if damaged else "new"), None
 
 
 _PUBLISHED_CACHE = {}
