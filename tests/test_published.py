@@ -222,3 +222,31 @@ def test_every_published_file_is_a_readable_run_of_its_path_and_all_of_them_stay
         run = from_published(path)          # raises when the file is damaged or names another run
         assert run.metrics["config"] and run.metrics.get("commit"), path
     assert sum(p.stat().st_size for p in files) < MAX_PUBLISHED_BYTES
+
+
+def test_an_experiment_that_names_its_runs_apart_is_published_beside_table_3_and_fills_its_page_table(
+        tmp_path, capsys):
+    from train.experiments.results_page import MPNET_EXPERIMENT
+    plan = make_plan(["bert"], ["mams-atsa"], 1, str(MPNET_EXPERIMENT), overrides(tmp_path),
+                     published=tmp_path / "pub")
+    gold = np.random.default_rng(1).integers(0, 3, 60)
+    fake_run(plan.cells[0], gold, gold)                      # a bert-mpnet run that gets everything right
+    out = {"published": tmp_path / "pub", "results_dir": tmp_path / "results", "page": tmp_path / "R.md",
+           "readme": None}
+    assert publish_job("bert", "mams-atsa", 1, str(MPNET_EXPERIMENT), overrides(tmp_path), **out) == 0
+    assert "published 1 run(s)" in capsys.readouterr().out
+    assert (tmp_path / "pub" / "mams-atsa" / "bert-mpnet" / "seed0.parquet").is_file()
+    assert not (tmp_path / "pub" / "mams-atsa" / "bert").exists()   # Table 3's BERT cell is untouched
+    page = (tmp_path / "R.md").read_text()
+    section = page.split("## A bert-base-sized backbone")[1].split("\n## ")[0]
+    assert "| BERT (MPNet) | 100.00 (1) | 82.22 |" in section
+
+
+def test_an_experiment_whose_runs_would_share_the_default_names_is_not_published(tmp_path):
+    experiment = tmp_path / "wide.yaml"
+    experiment.write_text("model:\n  capsule_size: 64\n")
+    with pytest.raises(UserError, match=r"wide.yaml: publish takes the default settings, or an experiment whose "
+                                        r"run_name names its runs apart per model"):
+        publish_job("capsnet", "mams-atsa", 1, str(experiment), overrides(tmp_path), published=tmp_path / "pub",
+                    results_dir=tmp_path / "r", page=tmp_path / "R.md", readme=None)
+    assert not (tmp_path / "pub").exists()

@@ -242,6 +242,8 @@ def from_tree(tree, model, origins=None):
     run_name = tree.get("run_name")
     if run_name is not None and not isinstance(run_name, str):
         raise UserError(f"{origin('run_name')}: run_name takes a string")
+    if run_name is not None:
+        run_name = run_name.replace("{model}", model)   # one experiment file, a run name per model
     cfg = RunConfig(model_name=model, run_name=run_name, **built)
     if cfg.data.task not in model_class.tasks:
         raise UserError(f"model {model!r} does not support the {cfg.data.task.upper()} task "

@@ -1,11 +1,12 @@
 """--mode publish: the explicit step that puts finished runs into the repository's published results.
 
-It copies the test predictions and metrics of the grid's finished run folders (default settings,
-seeds 0..N-1) into results/predictions/ (train/experiments/runs.py), then renders the committed
-tables from the published runs alone: results/table3.{md,csv,tex,png}, results/claims.{md,csv},
-results/table3_seeds.{png,csv}, the results page docs/RESULTS.md with its seeds plot
-docs/img/table3_seeds.png, and the headline table of README.md (between its markers). Nothing else
-writes there: --mode reproduce, table and results write a user's tables to their own folder.
+It copies the test predictions and metrics of the grid's finished run folders (default settings, or
+an experiment whose run_name names its runs apart per model; seeds 0..N-1) into results/predictions/
+(train/experiments/runs.py), then renders the committed tables from the published runs alone:
+results/table3.{md,csv,tex,png}, results/claims.{md,csv}, results/table3_seeds.{png,csv}, the results
+page docs/RESULTS.md with its seeds plot docs/img/table3_seeds.png, and the headline table of
+README.md (between its markers). Nothing else writes there: --mode reproduce, table and results write
+a user's tables to their own folder.
 
 A run already published with the same config and predictions is left as it is. One that differs is
 never replaced unless --force is given; without it the whole step stops before writing anything.
@@ -33,9 +34,15 @@ def published_plan(published=PUBLISHED_ROOT, seeds=5):
 
 
 def check_overrides(experiment, overrides):
-    """Only the default settings are published: --set may move paths (where the run folders are), nothing else."""
+    """Published runs hold the default settings (Table 3's), or an experiment's that names its runs apart
+    from them per model (run_name with "{model}", as configs/experiments/mpnet.yaml's "{model}-mpnet");
+    --set may move paths (where the run folders are), nothing else."""
     if experiment:
-        raise UserError(f"--config {experiment}: publish takes the default settings only (Table 3's)")
+        from ..config import read_yaml
+        run_name = read_yaml(experiment).get("run_name")
+        if not isinstance(run_name, str) or "{model}" not in run_name or run_name == "{model}":
+            raise UserError(f"--config {experiment}: publish takes the default settings, or an experiment whose "
+                            f"run_name names its runs apart per model (e.g. \"{{model}}-mpnet\")")
     for item in overrides:
         key = parse_override(item)[0]
         if not key.startswith("paths."):
@@ -71,7 +78,7 @@ def publish_job(models, datasets, seeds, experiment, overrides, force=False, pub
                 results_dir=RESULTS_DIR, page=PAGE, readme=README):
     """Publish the finished runs, then regenerate the committed tables and page; returns the exit status."""
     check_overrides(experiment, overrides)
-    plan = make_plan(split_names(models), split_names(datasets), seeds, None, overrides, published=published)
+    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides, published=published)
     todo, same, conflicts = runs_to_publish(plan)
     if conflicts and not force:
         target, why = conflicts[0]

@@ -413,6 +413,60 @@ def table2_section(path):
     return "\n".join(lines)
 
 
+MPNET_EXPERIMENT = REPO_ROOT / "configs" / "experiments" / "mpnet.yaml"
+MPNET_MODELS = ("bert", "capsnet-bert")
+REFERENCES_HEADER = ["model", "encoder", "dataset", "accuracy", "accuracy_std", "macro_f1", "note"]
+BACKBONE_NOTE = """\
+The paper's BERT rows used bert-base-uncased (12 layers, 768 wide); this project's default backbone is
+MiniLM-L6 (6 layers, 384 wide). all-mpnet-base-v2 is as large as bert-base and installs offline
+(`python -m data_process.backbones mpnet`); `configs/experiments/mpnet.yaml` trains BERT and
+CapsNet-BERT on it. Test accuracy, mean ± std over the seeds (their number in brackets), beside the
+paper's bert-base numbers; "{missing}" = no finished run yet."""
+
+
+def backbone_section(plan, results_dir):
+    """The page's table for a bert-base-sized backbone: BERT and CapsNet-BERT on MPNet (the runs of
+    configs/experiments/mpnet.yaml, read as `plan` reads its runs) on the MAMS columns, the paper's
+    bert-base numbers, and the reference points others report (results/references.csv)."""
+    first = plan.cells[0] if plan.cells else None
+    mpnet = make_plan(list(MPNET_MODELS), list(HEADLINE_DATASETS), plan.seeds, str(MPNET_EXPERIMENT),
+                      published=first.published if first else PUBLISHED_ROOT,
+                      use_folders=first.use_folders if first else True)
+    _, paper_models = load_paper()
+    cells = {(c.model, c.dataset): c for c in collect(mpnet, paper_models)}
+    rows, found = [], 0
+    for model in MPNET_MODELS:
+        row = [f"{paper_models[model][0]} (MPNet)"]
+        for dataset in HEADLINE_DATASETS:
+            cell = cells.get((model, dataset))
+            if cell is not None and cell.status == "ok":
+                stat = cell.stat("accuracy")
+                row.append(f"{fmt_mean(stat.mean, stat.std)} ({stat.n})")
+                found += 1
+            else:
+                row.append(MISSING)
+            paper = paper_models[model][1].get(dataset)
+            row.append(MISSING if paper is None else f"{paper:.2f}")
+        row.append(f"`python main.py --mode reproduce --models {model} --datasets {','.join(HEADLINE_DATASETS)} "
+                   f"--seeds 3 --config configs/experiments/mpnet.yaml`")
+        rows.append(row)
+    header = ["model", "MAMS-ATSA ours", "MAMS-ATSA paper (bert-base)", "MAMS-ACSA ours",
+              "MAMS-ACSA paper (bert-base)", "command"]
+    lines = ["## A bert-base-sized backbone", "", BACKBONE_NOTE.format(missing=MISSING), "", *md_table(header, rows)]
+    if not found:
+        lines += ["", "No MPNet run is published yet: each row's command trains it (resumable; a run stopped "
+                      "midway resumes from its last finished epoch)."]
+    path = Path(results_dir) / "references.csv"
+    if path.is_file():
+        refs = [[r["model"], r["encoder"], r["dataset"].upper(),
+                 f"{r['accuracy']}" + (f" ± {r['accuracy_std']}" if r["accuracy_std"] else ""),
+                 r["macro_f1"] or MISSING, r["note"]] for r in read_csv(path, REFERENCES_HEADER)]
+        lines += ["", f"Reference points for encoders of this size, as their authors report them "
+                      f"({shown_path(path)}; not run by this project):", "",
+                  *md_table(["model", "encoder", "dataset", "accuracy", "macro-F1", "note"], refs)]
+    return "\n".join(lines)
+
+
 def render_page(plan, results_dir="results", report=None):
     """The page's text, from the finished runs of `plan` (the default grid) and results_dir's files.
     `report`: the claims.Report of `plan` (computed when not given)."""
@@ -442,7 +496,7 @@ def render_page(plan, results_dir="results", report=None):
             table3 += ["", render_table3(table, why, all_datasets, absent)]
     if cpu is None and earlier is None and gpu is None:
         table3 += ["", "No finished run and no results/table3.csv: `python main.py --mode reproduce` makes them."]
-    sections += ["\n".join(table3), table2_section(results_dir / "table2.md")]
+    sections += ["\n".join(table3), backbone_section(plan, results_dir), table2_section(results_dir / "table2.md")]
     if ablations:
         sections.append(render_ablations(ablations))
     if speed:
