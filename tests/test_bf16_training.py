@@ -56,3 +56,11 @@ def test_a_cpu_training_step_under_the_setting_computes_in_bf16(tiny_bert):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 weights
     train_step(model, batch, optimizer, None, 5.0, CPU, bf16=False)
     assert seen[-1] == torch.float32                                 # and without it, float32
+
+
+def test_a_model_saved_before_the_setting_existed_loads_as_float32_on_the_cpu(tmp_path):
+    from train.inference.api import stored_config
+    stored = to_dict(compose_cfg(model="capsnet"))
+    del stored["train"]["amp_bf16_cpu"]                          # as the shipped models' config.json holds it
+    cfg = stored_config(tmp_path / "old.pt", {"config": dict(stored, model_name="capsnet")})
+    assert cfg.train.amp_bf16_cpu is False

@@ -102,6 +102,19 @@ IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("da
 ADDED_KEYS = {("train", "amp_bf16_cpu"): False}
 
 
+def with_added_keys(config):
+    """A stored config (plain data) with the ADDED_KEYS it predates set to their earlier behaviour, so
+    a checkpoint or shipped model trained before a setting existed loads as what it was."""
+    config = json.loads(json.dumps(config))
+    for path, value in ADDED_KEYS.items():
+        parent = config
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.setdefault(path[-1], value)
+    return config
+
+
 def comparable(config):
     """A stored or composed config as plain JSON data, without the IGNORED_KEYS, and without the
     ADDED_KEYS that hold their earlier behaviour."""

@@ -37,7 +37,7 @@ from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import MODELS, DataInfo, build_model
 
 from ..checkpoint import load_checkpoint, upgrade_state
-from ..config import from_tree
+from ..config import from_tree, with_added_keys
 from ..kernels import use_kernels
 from ..runtime import cpu_has_bf16, pick_device
 from ..trainer import move, predict_scores
@@ -50,7 +50,7 @@ MAX_POSITIONS = 32_767   # the 16-bit position distances: the limit of a checkpo
 
 def stored_config(checkpoint, state):
     """The RunConfig a checkpoint was trained with."""
-    stored = dict(state["config"])
+    stored = with_added_keys(state["config"])
     stored.pop("seed", None)
     try:
         return from_tree(stored, stored.get("model_name", ""))
