@@ -82,6 +82,9 @@ def build_parser():
     grid.add_argument("--published", help="the published runs the grid, table, "
                       "compare and results read beside your run folders (default results/predictions; "
                       "'none': your run folders only)")
+    grid.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE", dest="variants",
+                      help="compare: one model against itself, A = its runs with these settings (and their "
+                      "run_name), B = its runs without")
     return parser
 
 
@@ -106,7 +109,8 @@ def main(argv=None):
                         args.overrides, args.backend, args.address, args.results, published)
     if args.mode == "compare":
         from train.experiments.compare import compare_job
-        return compare_job(args.models, args.datasets, args.seeds, args.config, args.overrides, published=published)
+        return compare_job(args.models, args.datasets, args.seeds, args.config, args.overrides, published=published,
+                           variants=args.variants)
     if args.mode == "publish":
         from train.experiments.publish import publish_job
         return publish_job(args.models, args.datasets, args.seeds, args.config, args.overrides, args.force)

@@ -327,3 +327,31 @@ def test_table_mode_writes_the_claims_the_seed_plot_and_marks_a_best_row_not_bet
     assert len(marked) == 2 and marked[0].startswith("| CapsNet-BERT |")
     assert "CapsNet-BERT is not significantly better than the runner-up BERT" in marked[1]
     assert (results / "table3_seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path, capsys):
+    import json as json_
+
+    import numpy as np
+
+    from test_published import fake_run, noisy, overrides
+    from train.experiments.compare import compare_job
+    from train.experiments.grid import make_plan
+    variant = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
+    base = make_plan(["bert"], ["mams-atsa"], 2, None, overrides(tmp_path), published=None)
+    other = make_plan(["bert"], ["mams-atsa"], 2, None, overrides(tmp_path) + variant, published=None)
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 3, 200)
+    for seed in (0, 1):
+        fake_run(base.cells[seed], gold, noisy(rng, gold, 0.6))
+        fake_run(other.cells[seed], gold, noisy(rng, gold, 0.95))
+    assert compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant) == 0
+    out = capsys.readouterr().out
+    result = json_.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    assert (result["a"], result["b"], result["seeds"]) == ("bert with train.amp_bf16_cpu=true", "bert", [0, 1])
+    assert result["difference"] > 25 and result["p_value"] < 0.01
+    assert "verdict: bert with train.amp_bf16_cpu=true is better than bert" in out
+    with pytest.raises(UserError, match=r"--variant: name the variant's runs apart too"):
+        compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant[:1])
+    with pytest.raises(UserError, match=r"compare with --variant takes one model"):
+        compare_job("bert,capsnet-bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant)

@@ -205,12 +205,14 @@ def finished_runs(plan, model, dataset):
     return usable_runs(plan, model, dataset)[0]
 
 
-def seed_codes(plan, a, b, dataset):
-    """(common seeds, (k, n) instance codes, per-seed McNemar results) of A and B on `dataset`."""
-    for model in (a, b):
-        if (model, dataset) in plan.not_applicable:
+def seed_codes(plan, a, b, dataset, plan_b=None):
+    """(common seeds, (k, n) instance codes, per-seed McNemar results) of A and B on `dataset`; B's
+    runs come from `plan_b` when given (one model under two settings), else from `plan`."""
+    plan_b = plan_b or plan
+    for model, where in ((a, plan), (b, plan_b)):
+        if (model, dataset) in where.not_applicable:
             raise UserError(f"{dataset}: {model} does not do this dataset's task (\"-\" in Table 3)")
-    runs_a, runs_b = finished_runs(plan, a, dataset), finished_runs(plan, b, dataset)
+    runs_a, runs_b = finished_runs(plan, a, dataset), finished_runs(plan_b, b, dataset)
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         def listed(runs):
@@ -220,7 +222,7 @@ def seed_codes(plan, a, b, dataset):
     reference, codes, tests = None, [], []
     for seed in seeds:
         pred_a = runs_a[seed]
-        pred_b = pred_a if a == b else runs_b[seed]
+        pred_b = pred_a if a == b and plan_b is plan else runs_b[seed]
         reference = reference or pred_a
         check_same_instances(reference, pred_a)
         check_same_instances(reference, pred_b)
@@ -229,16 +231,18 @@ def seed_codes(plan, a, b, dataset):
     return seeds, np.stack(codes), tests
 
 
-def compare_cell(plan, a, b, dataset, settings):
-    """The comparison of A and B on one dataset, as a JSON-ready dict (differences in points, A - B)."""
-    seeds, codes, tests = seed_codes(plan, a, b, dataset)
+def compare_cell(plan, a, b, dataset, settings, plan_b=None, labels=None):
+    """The comparison of A and B on one dataset, as a JSON-ready dict (differences in points, A - B).
+    `plan_b`: where B's runs come from (default `plan`); `labels`: the names A and B are shown by."""
+    seeds, codes, tests = seed_codes(plan, a, b, dataset, plan_b)
     tables = np.stack([joint_table(c) for c in codes])
     conf_a, conf_b = confusions(tables)
     acc, f1 = crossed_bootstrap(codes, [accuracy_difference, macro_f1_difference], settings.n_resamples,
                                 settings.seed)
     (ci, p_value), (f1_ci, f1_p_value) = percentile_test(acc), percentile_test(f1)
     return {
-        "dataset": dataset, "a": a, "b": b, "seeds": seeds, "n_instances": int(codes.shape[1]),
+        "dataset": dataset, "a": (labels or (a, b))[0], "b": (labels or (a, b))[1],
+        "seeds": seeds, "n_instances": int(codes.shape[1]),
         "accuracy_a": float(accuracy(conf_a).mean()), "accuracy_b": float(accuracy(conf_b).mean()),
         "difference": float(accuracy_difference(tables).mean()), "ci95": ci, "p_value": p_value,
         "test": BOOTSTRAP,
@@ -246,7 +250,8 @@ def compare_cell(plan, a, b, dataset, settings):
         "macro_f1_difference": float(macro_f1_difference(tables).mean()), "macro_f1_ci95": f1_ci,
         "macro_f1_p_value": f1_p_value,
         "mcnemar": tests, "n_resamples": settings.n_resamples, "bootstrap_seed": settings.seed,
-        "left_out": left_out_seeds(plan, a, b, dataset),
+        "left_out": left_out_seeds(plan, a, b, dataset) if plan_b is None or plan_b is plan else
+                    left_out_seeds(plan, a, a, dataset) + left_out_seeds(plan_b, b, b, dataset),
     }
 
 
@@ -285,16 +290,35 @@ def human_table(result, alpha):
     return "\n".join(lines)
 
 
-def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SETTINGS_FILE, published=PUBLISHED_ROOT):
+def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SETTINGS_FILE, published=PUBLISHED_ROOT,
+                variants=()):
     """--mode compare: per dataset, a small table a person reads, then one JSON line (the lines that
     start with "{" are for scripts). Every cell is computed before anything is printed, so an error
-    leaves no partial output."""
+    leaves no partial output. With `variants` (--variant KEY=VALUE), one model is compared with itself:
+    A = its runs with those settings too (their own run_name among them), B = its runs without."""
     names = split_names(models)
+    settings = load_settings(settings_file)
+    if variants:
+        if names is None or len(names) != 1:
+            raise UserError(f"--models {models}: compare with --variant takes one model")
+        if not any(item.startswith("run_name=") for item in variants):
+            raise UserError("--variant: name the variant's runs apart too (--variant run_name=NAME), as they "
+                            "were trained")
+        plan_a = make_plan(names, split_names(datasets), seeds, experiment, [*overrides, *variants], published=None)
+        plan_b = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
+        labels = (f"{names[0]} with {', '.join(v for v in variants if not v.startswith('run_name='))}", names[0])
+        results = [compare_cell(plan_a, names[0], names[0], dataset, settings, plan_b, labels)
+                   for dataset in plan_a.datasets]
+        return print_results(results, settings)
     if names is None or len(names) != 2 or names[0] == names[1]:
         raise UserError(f"--models {models}: compare needs two different models, A,B")
-    settings = load_settings(settings_file)
     plan = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
+    return print_results(results, settings)
+
+
+def print_results(results, settings):
+    """The left-out seeds on stderr, then per dataset the table a person reads and its JSON line."""
     for line in (line for result in results for line in left_out_lines(result)):
         print(line, file=sys.stderr)
     for result in results:
