@@ -333,8 +333,8 @@ def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path
     import json as json_
 
     import numpy as np
-
     from test_published import fake_run, noisy, overrides
+
     from train.experiments.compare import compare_job
     from train.experiments.grid import make_plan
     variant = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
