@@ -111,7 +111,7 @@ device (named in the notes); a row without a commit is a reported figure, not a 
 A default setting can appear in several tables with different numbers (CapsNet on MAMS-ATSA, for
 example, at an older commit beside its `atsa_input` variants, and over five seeds beside the other
 dropout mask): each table keeps the baseline it was measured against. The number to cite for a model
-is its Table 3 CPU cell."""
+is its Table 3 cell."""
 
 ABLATION_TITLES = {
     "implementation": ("CapsNet against the authors' code, same 50-d vectors",
@@ -129,6 +129,9 @@ ABLATION_TITLES = {
                    "every MAMS sentence has several terms of different polarities."),
     "routing": ("Dynamic routing against capsule-guided routing",
                 "The Table 3 -DR rows: the routing replaced by Sabour et al.'s, everything else equal."),
+    "amp_bf16_cpu": ("`train.amp_bf16_cpu`: bf16 autocast for training on the CPU",
+                     "Float32 against bf16 autocast on a CPU with native bf16, paired over three seeds "
+                     "(`--mode compare --variant`); off by default until a MAMS column shows the same."),
     "dropout_mask": ("The dropout mask's random numbers",
                      "A negative result: a cheaper mask from other random numbers moved no mean beyond the seed "
                      "spread and was not kept."),
@@ -142,7 +145,7 @@ machine's busy spells, so read ratios from one row's notes or one benchmark invo
 a commit is a reported figure, not a measurement of this project."""
 
 CLAIMS_NOTE = """\
-The paper's claims, tested on the runs of Table 3 (CPU) with the crossed paired bootstrap
+The paper's claims, tested on the published runs of Table 3 with the crossed paired bootstrap
 (docs/STATISTICS.md); `python main.py --mode compare --models A,B` gives any other pair. The seeds
 plot shows every cell's seeds, their mean and its 95% interval from the same bootstrap."""
 
