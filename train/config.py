@@ -102,15 +102,20 @@ IGNORED_KEYS = (("paths",), ("train", "num_threads"), ("train", "kernels"), ("da
 ADDED_KEYS = {("train", "amp_bf16_cpu"): False}
 
 
+def _parent(config, path):
+    """The mapping of `config` (plain data) that holds the last key of `path`, or None."""
+    for key in path[:-1]:
+        config = config.get(key) if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def with_added_keys(config):
     """A stored config (plain data) with the ADDED_KEYS it predates set to their earlier behaviour, so
     a checkpoint or shipped model trained before a setting existed loads as what it was."""
     config = json.loads(json.dumps(config))
     for path, value in ADDED_KEYS.items():
-        parent = config
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
+        parent = _parent(config, path)
+        if parent is not None:
             parent.setdefault(path[-1], value)
     return config
 
@@ -120,10 +125,8 @@ def comparable(config):
     ADDED_KEYS that hold their earlier behaviour."""
     config = json.loads(json.dumps(config))
     for path in IGNORED_KEYS + tuple(ADDED_KEYS):
-        parent = config
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and path[-1] in parent:
+        parent = _parent(config, path)
+        if parent is not None and path[-1] in parent:
             if path in ADDED_KEYS and parent[path[-1]] != ADDED_KEYS[path]:
                 continue
             parent.pop(path[-1])

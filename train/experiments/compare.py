@@ -234,6 +234,7 @@ def seed_codes(plan, a, b, dataset, plan_b=None):
 def compare_cell(plan, a, b, dataset, settings, plan_b=None, labels=None):
     """The comparison of A and B on one dataset, as a JSON-ready dict (differences in points, A - B).
     `plan_b`: where B's runs come from (default `plan`); `labels`: the names A and B are shown by."""
+    plan_b = plan_b or plan
     seeds, codes, tests = seed_codes(plan, a, b, dataset, plan_b)
     tables = np.stack([joint_table(c) for c in codes])
     conf_a, conf_b = confusions(tables)
@@ -250,7 +251,7 @@ def compare_cell(plan, a, b, dataset, settings, plan_b=None, labels=None):
         "macro_f1_difference": float(macro_f1_difference(tables).mean()), "macro_f1_ci95": f1_ci,
         "macro_f1_p_value": f1_p_value,
         "mcnemar": tests, "n_resamples": settings.n_resamples, "bootstrap_seed": settings.seed,
-        "left_out": left_out_seeds(plan, a, b, dataset) if plan_b is None or plan_b is plan else
+        "left_out": left_out_seeds(plan, a, b, dataset) if plan_b is plan else
                     left_out_seeds(plan, a, a, dataset) + left_out_seeds(plan_b, b, b, dataset),
     }
 
