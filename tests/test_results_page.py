@@ -26,7 +26,7 @@ def user_plan(tmp_path):
     return make_plan(None, None, 5, None, overrides(tmp_path), published=None)
 
 
-def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False):
+def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False, timing=None):
     """A fabricated finished run folder (its metrics.json) that the default grid counts as finished."""
     plan = make_plan([model], [dataset], seed + 1, None, overrides(tmp_path), published=None)
     cell = next(c for c in plan.cells if c.seed == seed)
@@ -35,6 +35,8 @@ def write_run(tmp_path, model, dataset, seed, accuracy, commit=None, dirty=False
                "config": dict(cell.cfg.to_dict(), seed=seed)}
     if commit:
         metrics.update(commit=commit, dirty=dirty)
+    if timing:
+        metrics["timing"] = timing
     write_finished_run(cell.folder, metrics)
 
 
@@ -107,6 +109,18 @@ def test_runs_of_one_commit_are_not_flagged(tmp_path, monkeypatch):
     write_run(tmp_path, "td-lstm", "mams-atsa", 0, 76.0, commit="aaa1111")
     page = render_page(user_plan(tmp_path), "results")
     assert "different commits**" not in page and "- commit: aaa1111 (the runs' metrics.json)" in page
+
+
+def test_training_time_sums_every_run_and_cpu_time_the_runs_that_record_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_results(tmp_path / "results")
+    write_run(tmp_path, "capsnet", "mams-atsa", 0, 71.0, timing={"wall_seconds": 3600.0, "cpu_seconds": 5400.0})
+    write_run(tmp_path, "capsnet", "mams-atsa", 1, 72.0, timing={"wall_seconds": 1800.0})   # an older run
+    page = render_page(user_plan(tmp_path), "results")
+    assert "- training time: 1.5 h over 2 runs" in page
+    assert "- CPU time: 1.5 h over 1 run(s) (those that record" in page
+    write_run(tmp_path, "capsnet", "mams-atsa", 1, 72.0, timing={"wall_seconds": 1800.0, "cpu_seconds": 1800.0})
+    assert "- CPU time: 2.0 h over 2 run(s) (those that record" in render_page(user_plan(tmp_path), "results")
 
 
 def test_cells_without_a_run_come_from_the_earlier_csv_and_a_run_replaces_its_cell(tmp_path, monkeypatch):

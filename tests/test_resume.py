@@ -4,11 +4,12 @@ a resume state of other settings is not used; the state is gone once the run fol
 import json
 
 import pytest
+import torch
 from test_reliability import TEXTS, write_folder, write_vectors
 
 from train import run as run_module
 from train.config import compose
-from train.resume import resume_file
+from train.resume import resume_file, write_resume
 from train.run import train_job
 from train.run_folder import run_dir
 
@@ -69,6 +70,8 @@ def test_a_training_stopped_after_an_epoch_resumes_and_ends_as_if_never_stopped(
     assert outcome(folder) == outcome(run_dir(whole, 0))
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["timing"]["resumed_after_epochs"] == [2]
+    whole_cpu = json.loads((run_dir(whole, 0) / "metrics.json").read_text())["timing"]["cpu_seconds"]
+    assert whole_cpu > 0 and metrics["timing"]["cpu_seconds"] > 0   # both parts of the resumed run counted
     assert "resumed after epoch 2" in (folder / "train.log").read_text()
     assert not resume_file(folder).exists()
 
@@ -83,3 +86,15 @@ def test_a_resume_state_of_other_settings_is_not_used(setup, monkeypatch):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert "resumed_after_epochs" not in metrics["timing"] and metrics["config"]["train"]["lr"] == 0.002
     assert "resumed after" not in (folder / "train.log").read_text()
+
+
+def test_a_state_saved_before_cpu_time_was_kept_resumes_without_a_cpu_time(setup, monkeypatch):
+    cfg = config(setup, "older")
+    folder = run_dir(cfg, 0)
+    train_until_stopped(cfg, 1, monkeypatch)
+    state = torch.load(resume_file(folder), map_location="cpu", weights_only=False)
+    del state["loop"]["cpu_seconds"]     # as written by a version that did not keep it
+    write_resume(resume_file(folder), state)
+    train_job(cfg, 0, "cpu")
+    timing = json.loads((folder / "metrics.json").read_text())["timing"]
+    assert timing["resumed_after_epochs"] == [1] and "cpu_seconds" not in timing   # not a part-count

@@ -155,6 +155,7 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
     history, step, samples, tokens, evaluations = [], 0, 0, 0, 0
     best = None
     train_seconds, earlier_seconds, resumed = 0.0, 0.0, []
+    earlier_cpu = 0.0   # CPU time of the epochs before a resume; None: a state saved before it was kept
     window_steps, carried_loss = 0, 0.0   # train/loss window: steps and loss from earlier epochs
     first_epoch = 1
     generator = loader_generator(train_loader)
@@ -165,12 +166,17 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
         (history, best, step, samples, tokens, evaluations, train_seconds, earlier_seconds, window_steps,
          carried_loss, resumed) = (resume["loop"][k] for k in LOOP_STATE)
         resumed = [*resumed, resume["epoch"]]
+        earlier_cpu = resume["loop"].get("cpu_seconds")
         set_rng_state(resume["rng"])
         if generator is not None:
             generator.set_state(resume["generator"])
         first_epoch = resume["epoch"] + 1
         log(f"resumed after epoch {resume['epoch']} (best validation {metric} so far: {best[metric]:.2f})")
     start = time.perf_counter() - earlier_seconds
+    cpu_start = time.process_time()   # the process's CPU time: every thread, user and system
+
+    def cpu_seconds():
+        return None if earlier_cpu is None else earlier_cpu + time.process_time() - cpu_start
 
     def validate(epoch):
         nonlocal best, evaluations
@@ -232,7 +238,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
             loop = (history, best, step, samples, tokens, evaluations, train_seconds, time.perf_counter() - start,
                     window_steps, carried_loss, resumed)
             on_epoch(epoch, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict(), "loop": dict(zip(LOOP_STATE, loop)),
+                             "scheduler": scheduler.state_dict(),
+                             "loop": dict(zip(LOOP_STATE, loop), cpu_seconds=cpu_seconds()),
                              "rng": rng_state(), "generator": None if generator is None else generator.get_state()})
         if max_steps and step >= max_steps:
             break
@@ -241,6 +248,8 @@ def fit(model, train_loader, val_loader, tcfg, device, on_best, log=print, write
               "validations": evaluations,
               "train_samples_per_second": round(samples / max(train_seconds, 1e-9), 1),
               "train_tokens_per_second": round(tokens / max(train_seconds, 1e-9), 1)}
+    if cpu_seconds() is not None:
+        timing["cpu_seconds"] = round(cpu_seconds(), 1)
     if resumed:
         timing["resumed_after_epochs"] = resumed   # the run was stopped and went on after these epochs
     if graphed:

@@ -167,6 +167,7 @@ class T3Cell:
     devices: tuple = ()
     commits: tuple = ()
     train_seconds: float = None   # the runs' training time, summed (timing.wall_seconds); None from a CSV
+    cpu_seconds: tuple = ()       # timing.cpu_seconds of the runs that record it
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,9 @@ def table3_from_runs(plan, title):
                             columns.get(c.dataset, c.dataset), c.status, tuple(c.seeds), stat.mean, stat.std,
                             c.paper, tuple(sorted({str(r.get("device", "?")) for r in c.runs})),
                             tuple(sorted({run_commit(r) for r in c.runs})),
-                            sum(float(r.get("timing", {}).get("wall_seconds") or 0.0) for r in c.runs)))
+                            sum(float(r.get("timing", {}).get("wall_seconds") or 0.0) for r in c.runs),
+                            tuple(float(r["timing"]["cpu_seconds"]) for r in c.runs
+                                  if isinstance(r.get("timing"), dict) and r["timing"].get("cpu_seconds"))))
     return Table3(title, runs_source(plan), False, tuple(cells))
 
 
@@ -316,6 +319,10 @@ def render_table3(table, why, all_datasets, absent=NOT_APPLICABLE):
         hours = sum(c.train_seconds or 0.0 for c in ok) / 3600
         lines.append(f"- training time: {hours:.1f} h over {sum(len(c.seeds) for c in ok)} runs (the sum of "
                      f"their timing.wall_seconds: training and validation, one run at a time on the device named)")
+        cpu = [t for c in ok for t in c.cpu_seconds]
+        if cpu:
+            lines.append(f"- CPU time: {sum(cpu) / 3600:.1f} h over {len(cpu)} run(s) (those that record "
+                         f"timing.cpu_seconds: every thread, user and system)")
     if len(commits) == 1:
         note = f" ({CSV_COMMIT_NOTE.format(source=table.source)})" if table.from_csv else " (the runs' metrics.json)"
         lines.append(f"- commit: {commits[0]}{note}")
