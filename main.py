@@ -14,12 +14,14 @@ Examples:
     python main.py --mode serve --checkpoint runs/mams-atsa/capsnet/seed0/checkpoint.pt   # docs/SERVING.md
 """
 import argparse
+from pathlib import Path
 
 from common.errors import UserError, run_command
 
 MODES = ("download", "preprocess", "train", "test", "predict", "explain", "serve", "report", "stats", "reproduce",
          "table", "compare", "results", "publish", "export")
 SEED_RANGE = (0, 2**32 - 1)   # a seed is a 32-bit number (numpy's limit)
+DEFAULT_MODEL = "capsnet"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,12 +29,27 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+GRID_MODES = ("reproduce", "table", "compare", "publish", "results")
+
+
 def check_args(args):
     """--seed in its range before any work (UserError naming the option); the grid's --seeds and
-    --jobs are checked where the grid reads them (train/experiments/grid.py), also before any work."""
+    --jobs are checked where the grid reads them (train/experiments/grid.py), also before any work.
+    A one-run option given to a grid mode, or a grid option to a one-run mode, is refused rather than
+    ignored."""
     low, high = SEED_RANGE
     if not low <= args.seed <= high:
         raise UserError(f"--seed {args.seed}: out of range (takes {low}..{high})")
+    if args.mode in GRID_MODES:
+        if args.dataset is not None:
+            raise UserError(f"--dataset: --mode {args.mode} takes --datasets NAMES (Table 3's datasets); "
+                            f"a folder of your own trains with --mode train --dataset FOLDER")
+        if args.model is not None:
+            raise UserError(f"--model: --mode {args.mode} takes --models NAMES")
+    else:
+        for option, value in (("--models", args.models), ("--datasets", args.datasets)):
+            if value is not None:
+                raise UserError(f"{option}: --mode {args.mode} takes one {option[:-1]} NAME")
     return args
 
 
@@ -40,7 +57,7 @@ def build_parser():
     """The command line's parser: every mode and option (docs/USAGE.md lists each one; a test checks)."""
     parser = _Parser(description="Aspect-based sentiment analysis on MAMS (CapsNet and friends).")
     parser.add_argument("--mode", choices=MODES, default="train")
-    parser.add_argument("--model", default="capsnet", help="a name from configs/models (default capsnet)")
+    parser.add_argument("--model", help="a name from configs/models (default capsnet)")
     parser.add_argument("--dataset", help="a name from configs/datasets (default mams-atsa), or a folder of your "
                         "own data: train and test (optionally val) files, .xml or .jsonl")
     parser.add_argument("--config", help="an experiment YAML merged over the model and dataset configs")
@@ -54,14 +71,15 @@ def build_parser():
     parser.add_argument("--text", help="predict/explain: a sentence to classify")
     parser.add_argument("--aspect", action="append", default=[],
                         help="predict/explain: an aspect term or category (repeatable)")
-    parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them "
-                        "(default: <run folder>/explain/); results: the page (default <--results>/RESULTS.md); export: "
-                        "the pretrained folder to write")
+    parser.add_argument("--out", help="explain: the heat map's .png file, or a folder for them (default: "
+                        "<run folder>/explain/, or runs/explain/<name>/ for a pretrained folder); results: the "
+                        "page (default <--results>/RESULTS.md); export: the pretrained folder to write")
     parser.add_argument("--input", help="predict: a JSONL file of {\"text\": ..., \"aspects\": [...]}")
     parser.add_argument("--force", action="store_true", help="preprocess: redo the work even if up to date; "
                         "publish: replace published runs that hold another result")
     parser.add_argument("--overwrite", action="store_true", help="train: replace a finished run in the run folder "
-                        "(without it, a finished run is kept and the training refused)")
+                        "(without it, a finished run is kept and the training refused); export: replace the "
+                        "pretrained model at --out")
     parser.add_argument("--host", default="127.0.0.1", help="serve: the address to listen on (default 127.0.0.1, "
                         "this machine only; 0.0.0.0 exposes the model to the network, see docs/SERVING.md)")
     parser.add_argument("--port", type=int, default=8000, help="serve: the TCP port (default 8000; 0 picks a free one)")
@@ -89,7 +107,9 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    return check_args(build_parser().parse_args(argv))
+    args = check_args(build_parser().parse_args(argv))
+    args.model = args.model or DEFAULT_MODEL
+    return args
 
 
 def main(argv=None):
@@ -103,6 +123,8 @@ def main(argv=None):
     from train.experiments.runs import PUBLISHED_ROOT
     published = PUBLISHED_ROOT if args.published is None else \
         None if args.published.strip().lower() == "none" else args.published
+    if published is not None and not Path(published).is_dir():
+        raise UserError(f"--published {published}: no such folder (the published runs' root, or 'none')")
     if args.mode in ("reproduce", "table"):
         from train.experiments.jobs import grid_job
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,
@@ -116,8 +138,6 @@ def main(argv=None):
         return publish_job(args.models, args.datasets, args.seeds, args.config, args.overrides, args.force)
     cfg = compose(args.model, args.dataset or "mams-atsa", args.config, args.overrides)
     if args.mode == "results":
-        from pathlib import Path
-
         from common.io import check_writable_dir
         from train.experiments.results_page import results_job
         from train.experiments.runs import REPO_ROOT
@@ -140,27 +160,21 @@ def main(argv=None):
         from train.run import print_json, train_job
         print_json(train_job(cfg, args.seed, args.device, overwrite=args.overwrite))
     elif args.mode == "export":
-        from pathlib import Path
-
         from train.inference.evaluate import export_job
         if not args.out:
             raise UserError("--mode export needs --out FOLDER: where the pretrained model goes")
-        print(export_job(cfg, args.seed, args.checkpoint, Path(args.out), args.device))
+        print(export_job(cfg, args.seed, args.checkpoint, Path(args.out), args.device, args.overwrite))
     elif args.mode == "test":
         from train.inference.evaluate import test_job
         from train.run import print_json
         print_json(test_job(cfg, args.seed, args.device, args.checkpoint))
     elif args.mode == "report":
-        from pathlib import Path
-
         from common.io import check_writable_dir
         from train.experiments.report import report
         runs = Path(cfg.paths.runs)
         check_writable_dir(runs, "paths.runs")
         print(report(runs, runs / "summary.md"), end="")
     elif args.mode == "serve":
-        from pathlib import Path
-
         from train.inference.evaluate import load_classifier, model_to_use
         from train.inference.serve import bind, need_serve_packages, serve
         need_serve_packages()
@@ -170,8 +184,6 @@ def main(argv=None):
         serve(clf, sock=sock, allowed_hosts=args.allow_hosts, settings=cfg.inference)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
-        from pathlib import Path
-
         from train.inference.evaluate import load_classifier, model_to_use
         from train.inference.explain import explain_job
         from train.inference.requests import read_requests

@@ -3,10 +3,11 @@
 A section is a frozen dataclass with no defaults in code: every value comes from the YAML files
 (`configs/`), so each default lives once. `build(cls, mapping, origin)` turns a composed mapping into
 the dataclass, and any problem (unknown key with the nearest known one as a hint, missing key, wrong
-type, a value outside its choices or range) is one UserError naming where the value came from.
+type, a value that is not finite or is outside its choices or range) is one UserError naming where the value came from.
 """
 import dataclasses
 import difflib
+import math
 import types
 import typing
 
@@ -62,6 +63,8 @@ def _convert(tp, value, key, origin, where):
                 pass
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):    # nan passes every range check; inf is no setting either
+            raise UserError(f"{where}: {key} takes a finite number, not {value!r}")
     elif tp is str:
         ok = isinstance(value, str)
     elif typing.get_origin(tp) in (list, tuple):

@@ -28,6 +28,15 @@ def test_set_overrides_parse_yaml_values_and_win_over_files():
     ("train.nope=1", "unknown key train.nope"),
     ("nosection.x=1", "unknown top-level key nosection"),
     ("epochs", "expected KEY=VALUE"),
+    ("train.lr=nan", "train.lr takes a finite number, not nan"),          # nan passes every range check
+    ("model.dropout=.nan", "model.dropout takes a finite number, not nan"),
+    ("train.weight_decay=inf", "train.weight_decay takes a finite number, not inf"),
+    ("train.grad_clip=-.inf", "train.grad_clip takes a finite number, not -inf"),
+    ("inference.max_delay_ms=nan", "inference.max_delay_ms takes a finite number, not nan"),
+    ("run_name=../../elsewhere", r"run_name='../../elsewhere' is not a plain folder name"),
+    ("run_name=/tmp/abs", r"run_name='/tmp/abs' is not a plain folder name"),
+    ("run_name=''", r"run_name='' is not a plain folder name"),
+    ("run_name=..", r"run_name='..' is not a plain folder name"),
 ])
 def test_bad_set_overrides_are_user_errors(item, message):
     with pytest.raises(UserError, match=message):

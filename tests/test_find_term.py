@@ -1,9 +1,11 @@
-"""train.inference.requests.find_term: where a request's aspect term is in its text. The str.find search used on
-ASCII text gives what the regular expressions give (first whole-word match, else first substring,
-case-insensitive)."""
+"""train.inference.requests: where a request's aspect term is in its text (find_term's str.find search on
+ASCII text gives what the regular expressions give: first whole-word match, else first substring,
+case-insensitive), and what a bad request file or aspect is told."""
 import random
 import re
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from train.inference.requests import find_term
 
@@ -35,3 +37,29 @@ def test_matches_the_regular_expressions_on_every_dataset_term(shared_data):
              for s in ET.parse(path).iter("sentence") for t in s.iter("aspectTerm")]
     assert len(pairs) > 10000
     assert [find_term(text, term) for text, term in pairs] == [regex_reference(text, term) for text, term in pairs]
+
+
+# ---------------------------------------------------------------- request files and messages
+
+def test_an_input_that_is_a_folder_or_holds_no_request_says_so(tmp_path):
+    from common.errors import UserError
+    from train.inference.requests import read_requests
+    with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path))}: is a folder; --input takes a JSON-lines"):
+        read_requests(input_file=tmp_path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(UserError, match=rf"^{re.escape(str(empty))}: no requests in the file"):
+        read_requests(input_file=empty)
+
+
+def test_an_error_echoes_a_long_aspect_cut_short():
+    from common.errors import UserError
+    from train.inference.requests import locate_term
+    with pytest.raises(UserError) as error:
+        locate_term("The food was good.", "wine" * 1500, "item 0")
+    assert len(str(error.value)) < 200 and "(6000 characters)" in str(error.value)
+
+
+def test_a_heat_map_file_name_keeps_accented_letters_as_ascii():
+    from train.inference.explain import slug
+    assert slug("The café was nice") == "the-cafe-was-nice" and slug("🍕🍕") == "x"

@@ -53,6 +53,28 @@ def test_export_refuses_a_folder_that_holds_other_files(trained, tmp_path):  # n
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
+def test_a_folder_holding_a_pretrained_model_is_replaced_only_when_asked(trained, tmp_path):  # noqa: F811
+    _, folder = trained
+    clf = SentimentClassifier.load(folder / "checkpoint.pt")
+    out = clf.save_pretrained(tmp_path / "model")
+    (out / "config.json").write_text((out / "config.json").read_text().replace('"seed": 0', '"seed": 7'))
+    assert json.loads((out / "config.json").read_text())["seed"] == 7
+    other = {p.name: p.read_bytes() for p in out.iterdir()}     # stands for another model's folder
+    with pytest.raises(UserError, match=r"model: holds a pretrained model already; --overwrite"):
+        clf.save_pretrained(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == other
+    result = subprocess.run([sys.executable, "main.py", "--mode", "export", "--checkpoint",
+                             str(folder / "checkpoint.pt"), "--out", str(out)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("--overwrite (overwrite=True) replaces it, "
+                                                           "or name a new folder")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == other
+    clf.save_pretrained(out, overwrite=True)
+    assert json.loads((out / "config.json").read_text())["seed"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]    # no staging folder left behind
+
+
 def test_a_damaged_pretrained_folder_is_one_error_naming_the_file(trained, tmp_path):  # noqa: F811
     _, folder = trained
     out = SentimentClassifier.load(folder / "checkpoint.pt").save_pretrained(tmp_path / "model")

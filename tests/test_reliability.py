@@ -332,8 +332,32 @@ def test_own_data_too_small_to_hold_out_validation_is_one_error_line(env, capsys
 ])
 def test_out_of_range_options_are_one_error_line_before_any_work(env, capsys, argv, fragment, tmp_path):
     sets = ["--set", f"paths.runs={tmp_path / 'runs'}", "--set", f"paths.processed={tmp_path / 'p'}"]
-    assert_error(cli(capsys, "--dataset", env["data"], *sets, *argv), fragment)
+    dataset = [] if "reproduce" in argv else ["--dataset", env["data"]]    # the grid takes --datasets
+    assert_error(cli(capsys, *dataset, *sets, *argv), fragment)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "p").exists()
+
+
+def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_empty(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    assert_error(cli(capsys, "--mode", "publish", "--set", f"paths.runs={missing}"),
+                 f"paths.runs={missing}: no such folder")
+    for mode in ("compare", "table", "results"):
+        assert_error(cli(capsys, "--mode", mode, "--models", "capsnet,capsnet-dr", "--published", missing),
+                     f"--published {missing}: no such folder")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--mode", "reproduce", "--dataset", "mams-acsa"], "--dataset: --mode reproduce takes --datasets NAMES"),
+    (["--mode", "table", "--dataset", "mams-acsa"], "--dataset: --mode table takes --datasets NAMES"),
+    (["--mode", "compare", "--model", "capsnet"], "--model: --mode compare takes --models NAMES"),
+    (["--mode", "train", "--datasets", "mams-acsa"], "--datasets: --mode train takes one --dataset NAME"),
+    (["--mode", "predict", "--models", "capsnet"], "--models: --mode predict takes one --model NAME"),
+])
+def test_an_option_of_another_kind_of_mode_is_refused_not_ignored(capsys, argv, fragment, tmp_path):
+    result = cli(capsys, *argv, "--set", f"paths.runs={tmp_path / 'runs'}")
+    assert_error(result, fragment)
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("where", ["file", "under-file"])

@@ -230,6 +230,7 @@ def test_a_bad_request_is_a_4xx_with_the_command_lines_words_and_the_server_keep
     b'{"text": "\\ud800 food", "aspects": ["food"]}', b'{"text": "food", "aspects": ["\\udfff"]}',
     b'{"text": "food", "aspects": ["food"], "n": 1' + b"1" * 5000 + b"}", b'{"text": "food", "aspects": [""]}',
     b'{"text": "food", "aspects": ["   "]}', b'{"text": NaN, "aspects": ["food"]}', b"[{}]", b"[]", b"{}",
+    b'{"text": "The food and wine", "aspects": "wine"}',   # a string, not a list (--input refuses it too)
 ])
 @pytest.mark.parametrize("path", ["/predict", "/explain"])
 def test_every_malformed_body_is_a_400_in_words_never_a_500(clients, path, body):

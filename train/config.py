@@ -260,6 +260,9 @@ def from_tree(tree, model, origins=None):
         raise UserError(f"{origin('run_name')}: run_name takes a string")
     if run_name is not None:
         run_name = run_name.replace("{model}", model)   # one experiment file, a run name per model
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*", run_name) or ".." in run_name:
+            raise UserError(f"{origin('run_name')}: run_name={run_name!r} is not a plain folder name "
+                            f"(letters, digits and _ . + = -, no path)")
     cfg = RunConfig(model_name=model, run_name=run_name, **built)
     if cfg.data.task not in model_class.tasks:
         raise UserError(f"model {model!r} does not support the {cfg.data.task.upper()} task "

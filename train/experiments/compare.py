@@ -297,7 +297,7 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
     start with "{" are for scripts). Every cell is computed before anything is printed, so an error
     leaves no partial output. With `variants` (--variant KEY=VALUE), one model is compared with itself:
     A = its runs with those settings too (their own run_name among them), B = its runs without."""
-    names = split_names(models)
+    names = split_names(models, "--models")
     settings = load_settings(settings_file)
     if variants:
         if names is None or len(names) != 1:
@@ -305,15 +305,17 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
         if not any(item.startswith("run_name=") for item in variants):
             raise UserError("--variant: name the variant's runs apart too (--variant run_name=NAME), as they "
                             "were trained")
-        plan_a = make_plan(names, split_names(datasets), seeds, experiment, [*overrides, *variants], published=None)
-        plan_b = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
+        dataset_names = split_names(datasets, "--datasets")
+        plan_a = make_plan(names, dataset_names, seeds, experiment, [*overrides, *variants], published=None)
+        plan_b = make_plan(names, dataset_names, seeds, experiment, overrides, published=published)
         labels = (f"{names[0]} with {', '.join(v for v in variants if not v.startswith('run_name='))}", names[0])
         results = [compare_cell(plan_a, names[0], names[0], dataset, settings, plan_b, labels)
                    for dataset in plan_a.datasets]
         return print_results(results, settings)
     if names is None or len(names) != 2 or names[0] == names[1]:
-        raise UserError(f"--models {models}: compare needs two different models, A,B")
-    plan = make_plan(names, split_names(datasets), seeds, experiment, overrides, published=published)
+        raise UserError("compare needs --models A,B: two different models" if models is None else
+                        f"--models {models}: compare needs two different models, A,B")
+    plan = make_plan(names, split_names(datasets, "--datasets"), seeds, experiment, overrides, published=published)
     results = [compare_cell(plan, names[0], names[1], dataset, settings) for dataset in plan.datasets]
     return print_results(results, settings)
 

@@ -586,11 +586,11 @@ def reproduce(plan, jobs=1, device="auto", experiment=None, overrides=(), backen
     return outcomes
 
 
-def split_names(text):
+def split_names(text, option):
     """'a,b, c' -> ['a', 'b', 'c']; None stays None (the paper's grid)."""
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise UserError(f"{text!r}: expected comma-separated names")
+        raise UserError(f"{option} {text!r}: expected comma-separated names")
     return names

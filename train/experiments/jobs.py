@@ -14,7 +14,8 @@ def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides,
     """--mode reproduce (train what is not finished, then render the table) or --mode table (render
     only), into `results` (None: <paths.runs>/results). Returns the exit status: 1 when a run
     failed, else 0."""
-    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides, published=published)
+    plan = make_plan(split_names(models, "--models"), split_names(datasets, "--datasets"), seeds, experiment,
+                     overrides, published=published)
     if results is None:
         results = Path(plan.cells[0].cfg.paths.runs if plan.cells else "runs") / "results"
     check_writable_dir(results, "--results")   # before any training: the table is written at the end
@@ -34,7 +35,10 @@ def grid_job(mode, models, datasets, seeds, jobs, device, experiment, overrides,
           + (f" ({stale} run(s) with another config left out)" if stale else "")
           + (f" ({damaged} damaged run folder(s) left out)" if damaged else "")
           + f"; written to {Path(results) / 'table3'}.{{md,csv,tex,png}}")
-    held = sum(c.verdict == "holds here" for c in report.claims)
-    print(f"claims: {held} of {len(report.claims)} hold here; written to {Path(results) / 'claims'}.{{md,csv}} "
-          f"and {Path(results) / 'table3_seeds.png'}")
+    tested = [c for c in report.claims if c.result is not None]
+    held = sum(c.verdict == "holds here" for c in tested)
+    untested = len(report.claims) - len(tested)
+    print(f"claims: {held} of {len(tested)} tested hold here"
+          + (f" ({untested} of the {len(report.claims)} not tested: no runs to compare)" if untested else "")
+          + f"; written to {Path(results) / 'claims'}.{{md,csv}} and {Path(results) / 'table3_seeds.png'}")
     return 1 if any(not o.ok for o in outcomes) else 0

@@ -78,7 +78,11 @@ def publish_job(models, datasets, seeds, experiment, overrides, force=False, pub
                 results_dir=RESULTS_DIR, page=PAGE, readme=README):
     """Publish the finished runs, then regenerate the committed tables and page; returns the exit status."""
     check_overrides(experiment, overrides)
-    plan = make_plan(split_names(models), split_names(datasets), seeds, experiment, overrides, published=published)
+    plan = make_plan(split_names(models, "--models"), split_names(datasets, "--datasets"), seeds, experiment,
+                     overrides, published=published)
+    runs = Path(plan.cells[0].cfg.paths.runs) if plan.cells else None
+    if runs is not None and not runs.is_dir():
+        raise UserError(f"paths.runs={runs}: no such folder (publish copies the finished runs found there)")
     todo, same, conflicts = runs_to_publish(plan)
     if conflicts and not force:
         target, why = conflicts[0]

@@ -188,11 +188,12 @@ class SentimentClassifier:
         check_bf16(bf16, device)
         return cls._from_state(Path(folder), load_pretrained(folder), device, bf16)
 
-    def save_pretrained(self, folder, metrics=None, command=None):
+    def save_pretrained(self, folder, metrics=None, command=None, overwrite=False):
         """Write this model as a pretrained folder (weights as safetensors, config, encoder, model card);
-        `metrics`: its run's metrics.json, for the card's numbers and provenance."""
+        `metrics`: its run's metrics.json, for the card's numbers and provenance. A folder that holds a
+        pretrained model already is replaced only with overwrite=True."""
         from .pretrained import save_pretrained
-        return save_pretrained(self, folder, metrics, command)
+        return save_pretrained(self, folder, metrics, command, overwrite)
 
     @classmethod
     def _from_state(cls, source, state, device, bf16=False):

@@ -35,9 +35,10 @@ def model_to_use(cfg, seed, checkpoint=None, say=None):
     return finished_checkpoint(folder)
 
 
-def export_job(cfg, seed, checkpoint, out, device="cpu"):
+def export_job(cfg, seed, checkpoint, out, device="cpu", overwrite=False):
     """--mode export: a run's checkpoint (the run folder's, or --checkpoint) as a pretrained folder;
-    the card's numbers come from the metrics.json beside the checkpoint, when there is one."""
+    the card's numbers come from the metrics.json beside the checkpoint, when there is one. A pretrained
+    folder at `out` is replaced only with `overwrite` (--overwrite)."""
     from common.io import read_json_object
     path = Path(checkpoint) if checkpoint else finished_checkpoint(run_dir(cfg, seed))
     clf = load_classifier(path, device)
@@ -47,7 +48,7 @@ def export_job(cfg, seed, checkpoint, out, device="cpu"):
     if metrics and not checkpoint:
         command = (f"python main.py --mode train --model {clf.cfg.model_name} --dataset {clf.cfg.data.name} "
                    f"--seed {clf.seed}")
-    folder = clf.save_pretrained(out, metrics, command)
+    folder = clf.save_pretrained(out, metrics, command, overwrite)
     return f"exported {path} to {folder} (model.safetensors, config.json, encoder.json, README.md)"
 
 

@@ -8,6 +8,7 @@ DIR`, or the run folder's explain/) each map is <text>--<aspect>.png, numbered -
 names would be the same.
 """
 import re
+import unicodedata
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from ..plots import plot_explanation
 
 
 def slug(text, limit=40):
-    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """A file-name part for `text`: ASCII letters and digits (accents dropped: café -> cafe), '-' between."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return words[:limit].rstrip("-") or "x"
 
 

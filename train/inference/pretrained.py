@@ -11,10 +11,12 @@ the same pieces a checkpoint.pt gives, so SentimentClassifier.from_pretrained pr
 checkpoint it came from. The models shipped with the project live in pretrained/ (SHIPPED).
 """
 import json
+import os
+import shutil
 from pathlib import Path
 
 from common.errors import UserError
-from common.io import atomic_path, read_json_object, write_text
+from common.io import read_json_object, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "pretrained"
@@ -29,29 +31,51 @@ def shipped_folder(model, dataset):
     return folder if (folder / "config.json").is_file() else None
 
 
-def save_pretrained(clf, folder, metrics=None, command=None):
+def save_pretrained(clf, folder, metrics=None, command=None, overwrite=False):
     """Write `clf` (a SentimentClassifier) as a pretrained folder; `metrics`: its run's metrics.json
-    (test numbers, commit, device) for the card. The folder's files are each written atomically;
-    an existing folder that is not a pretrained one is refused."""
+    (test numbers, commit, device) for the card. The folder is written whole beside its place and then
+    renamed into it, so a stopped write leaves no half folder. A folder holding other files is refused;
+    one holding a pretrained model is replaced only with `overwrite` (--overwrite)."""
     from safetensors.torch import save
 
     folder = Path(folder)
-    if folder.exists() and (not folder.is_dir() or any(p.name not in FILES for p in folder.iterdir())):
-        raise UserError(f"{folder}: exists and is not a pretrained model folder; name a new or empty folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        if not folder.is_dir() or any(p.name not in FILES for p in folder.iterdir()):
+            raise UserError(f"{folder}: exists and is not a pretrained model folder; name a new or empty folder")
+        if any(folder.iterdir()) and not overwrite:
+            raise UserError(f"{folder}: holds a pretrained model already; --overwrite (overwrite=True) "
+                            f"replaces it, or name a new folder")
     state = {k: v.detach().cpu().contiguous().clone() for k, v in clf.model.state_dict().items()}
     metrics = metrics or {}
     config = {"format": FORMAT, "config": dict(clf.state_config, seed=clf.seed), "data_info": clf.data_info,
               "fingerprints": clf.fingerprints, "seed": clf.seed,
               "trained": {k: metrics.get(k) for k in ("commit", "dirty", "device", "dataset")},
               "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1")}}
-    with atomic_path(folder / "model.safetensors") as tmp:
-        tmp.write_bytes(save(state, metadata={"format": "pt"}))
-    write_text(folder / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
-    write_text(folder / "encoder.json", json.dumps(clf.encoder.state(), ensure_ascii=False) + "\n")
     shipped = folder.resolve().parent == SHIPPED
-    write_text(folder / "README.md", model_card(folder.name, config, command,
-                                                f"pretrained/{folder.name}" if shipped else folder.as_posix()))
+    card = model_card(folder.name, config, command, f"pretrained/{folder.name}" if shipped else folder.as_posix())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}.{os.getpid()}.staging"   # made with the user's umask
+    shutil.rmtree(staging, ignore_errors=True)    # a leftover of a stopped write of this process id
+    staging.mkdir()
+    try:
+        (staging / "model.safetensors").write_bytes(save(state, metadata={"format": "pt"}))
+        write_text(staging / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
+        write_text(staging / "encoder.json", json.dumps(clf.encoder.state(), ensure_ascii=False) + "\n")
+        write_text(staging / "README.md", card)
+        if folder.exists():
+            old = staging.with_name(staging.name + ".old")
+            folder.rename(old)        # the two renames: the only moment without a folder
+            try:
+                staging.rename(folder)
+            except OSError:
+                old.rename(folder)
+                raise
+            shutil.rmtree(old)
+        else:
+            staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

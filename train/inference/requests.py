@@ -20,8 +20,11 @@ def read_requests(text=None, aspects=(), input_file=None):
         requests.append((text, list(aspects), "--text"))
     if input_file:
         path = Path(input_file)
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; --input takes a JSON-lines file")
         if not path.is_file():
             raise UserError(f"{path}: input file not found")
+        before = len(requests)
         for line_no, item in json_lines(path):
             where = f"{path}:{line_no}"
             if not isinstance(item, dict) or not isinstance(item.get("text"), str) \
@@ -29,6 +32,8 @@ def read_requests(text=None, aspects=(), input_file=None):
                     or not all(isinstance(a, str) for a in item["aspects"]):
                 raise UserError(f'{where}: expected {{"text": "...", "aspects": ["...", ...]}}')
             requests.append((item["text"], item["aspects"], where))
+        if len(requests) == before:
+            raise UserError(f'{path}: no requests in the file (one {{"text": ..., "aspects": [...]}} a line)')
     if not requests:
         raise UserError("predict needs --text with one or more --aspect, or --input FILE (JSONL)")
     return check_requests(requests)
@@ -78,13 +83,19 @@ def check_unicode(value, what):
                         f"{err.start})") from None
 
 
+def shortened(value, limit=80):
+    """repr(value), cut to about `limit` characters: an error message echoes a request, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(value)} characters)"
+
+
 def locate_term(text, term, where):
     """(start, end) of `term` in `text`: first whole-word match, else first substring match (case-insensitive)."""
     if not term.strip():
         raise UserError(f"{where}: empty aspect")
     span = find_term(text, term)
     if span is None:
-        raise UserError(f"{where}: aspect {term!r} not found in the text")
+        raise UserError(f"{where}: aspect {shortened(term)} not found in the text")
     return span
 
 
@@ -119,7 +130,7 @@ def make_instances(requests, task, categories):
                 instances.append(Instance(k, text, text[start:end], start, end, 0))
             else:
                 if aspect not in categories:
-                    raise UserError(f"{where}: unknown category {aspect!r} (this model knows: "
+                    raise UserError(f"{where}: unknown category {shortened(aspect)} (this model knows: "
                                     f"{', '.join(categories)})")
                 instances.append(Instance(k, text, aspect, -1, -1, 0))
     return instances

@@ -77,7 +77,7 @@ def predict_items(body):
     if not body:
         raise RequestError("request: an empty list (nothing to predict)")
     for k, item in enumerate(body):
-        if "aspects" not in item:
+        if not isinstance(item.get("aspects"), list):     # the HTTP API takes a list, as --input does
             raise RequestError(f'item {k}: expected {{"text": "...", "aspects": ["...", ...]}}')
     return check_sizes(requests_from_items(body))
 
