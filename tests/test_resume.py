@@ -8,6 +8,8 @@ import torch
 from test_reliability import TEXTS, write_folder, write_vectors
 
 from train import run as run_module
+from common.errors import UserError
+from data_process.raw_data import sha256_of
 from train.config import compose
 from train.resume import resume_file, write_resume
 from train.run import train_job
@@ -98,3 +100,25 @@ def test_a_state_saved_before_cpu_time_was_kept_resumes_without_a_cpu_time(setup
     train_job(cfg, 0, "cpu")
     timing = json.loads((folder / "metrics.json").read_text())["timing"]
     assert timing["resumed_after_epochs"] == [1] and "cpu_seconds" not in timing   # not a part-count
+
+
+def test_a_run_or_resume_state_of_other_data_files_is_not_taken_for_this_run(setup, monkeypatch, tmp_path):
+    import shutil
+    root, data, vectors = setup
+    own = shutil.copytree(data, tmp_path / "reviews")
+    cfg = compose("capsnet", str(own), None, [f"paths.runs={tmp_path / 'runs'}", f"paths.processed={tmp_path / 'p'}",
+                                              f"data.embeddings={vectors}", *EPOCHS])
+    folder = run_dir(cfg, 0)
+    train_until_stopped(cfg, 1, monkeypatch)
+    train_file = next(own.glob("train.*"))
+    train_file.write_text(train_file.read_text() + train_file.read_text().splitlines()[0] + "\n")   # one more line
+    train_job(cfg, 0, "cpu")
+    log = (folder / "train.log").read_text()
+    assert "a stopped training on other data files; starting from the first epoch" in log
+    assert "resumed after" not in log
+    train_file.write_text(train_file.read_text() + train_file.read_text().splitlines()[1] + "\n")
+    with pytest.raises(UserError, match=r"holds a finished run on other data \(its train file changed since\); "
+                                        r"--overwrite replaces it"):
+        train_job(cfg, 0, "cpu")
+    train_job(cfg, 0, "cpu", overwrite=True)
+    assert json.loads((folder / "metrics.json").read_text())["data_files"]["train"] == sha256_of(train_file)

@@ -8,6 +8,7 @@ import torch
 
 from common.errors import UserError
 from common.io import check_writable_dir, write_json
+from data_process.raw_data import sha256_of, split_files
 from src.dataset import ABSADataset, make_eval_loader, make_loader
 from src.models import build_model, get_model_class
 
@@ -55,11 +56,12 @@ def train_job(cfg, seed, device_name="auto", overwrite=False):
     set_threads(cfg.train.num_threads)
     final = run_dir(cfg, seed)
     check_writable_dir(cfg.paths.runs, "paths.runs")
-    check_replaceable(final, dict(cfg.to_dict(), seed=seed), overwrite)   # before the lock: fail fast
+    config = dict(cfg.to_dict(), seed=seed)
+    check_replaceable(final, config, overwrite, data_files(cfg))   # before the lock: fail fast
     logger = make_logger()
     try:
         with staged_run(final) as out:
-            check_replaceable(final, dict(cfg.to_dict(), seed=seed), overwrite)   # under it: no race
+            check_replaceable(final, config, overwrite, data_files(cfg))   # under it: no race
             summary = _train_into(out, final, cfg, seed, device_name, logger)
         remove_resume(resume_file(final))     # the run folder is complete: nothing left to resume
     except OSError as err:
@@ -71,6 +73,13 @@ def train_job(cfg, seed, device_name="auto", overwrite=False):
     finally:
         close_log_files(logger)
     return summary
+
+
+def data_files(cfg):
+    """{split: SHA-256} of the dataset's raw split files that exist: the data a run trains and tests on
+    (metrics.json's data_files; a run folder or resume state of other files is not this run's)."""
+    return {split: sha256_of(path) for split, path in sorted(split_files(cfg.data, cfg.paths).items())
+            if path.is_file()}
 
 
 def same_run_config(stored, config):
@@ -94,6 +103,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     prep_start = time.perf_counter()
     data = PreparedData(cfg.data, cfg.paths, model_inputs(cfg), log=log)
     prep_seconds = time.perf_counter() - prep_start
+    files = data_files(cfg)
 
     set_seed(seed)
     model = use_kernels(build_model(cfg.model_name, cfg.model, data.info()), cfg.train.kernels).to(device)
@@ -112,6 +122,9 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     inference = data.inference_state()   # the encoder and DataInfo shapes: predict needs no data
     saved = resume_file(final)
     resume = read_resume(saved, resolved, same_run_config)
+    if resume is not None and resume.get("data_files", files) != files:
+        log(f"{saved.name}: a stopped training on other data files; starting from the first epoch")
+        resume = None
     best_bytes = None
     if resume is not None:   # a stopped training of this run: go on after its last finished epoch
         ckpt.write_bytes(resume["best_checkpoint"])
@@ -124,7 +137,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
         best_bytes = ckpt.read_bytes()
 
     def on_epoch(epoch, state):
-        write_resume(saved, dict(state, config=resolved, best_checkpoint=best_bytes))
+        write_resume(saved, dict(state, config=resolved, data_files=files, best_checkpoint=best_bytes))
 
     writer = None
     if tcfg.tensorboard:
@@ -149,7 +162,7 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     metrics = {"model": cfg.model_name, "run_name": cfg.name, "dataset": cfg.data.name, "seed": seed,
                "device": str(device), "torch_threads": torch.get_num_threads(), **code_version(),
                "best_epoch": state["epoch"], "best_step": state["step"], "val": best, "test": test,
-               "timing": timing, "history": history, "config": resolved}
+               "timing": timing, "history": history, "config": resolved, "data_files": files}
     write_json(out / "metrics.json", metrics)
     title = f"{cfg.name} / {cfg.data.name} / seed {seed}"
     plot_curves(history, out / "curves.png", title)

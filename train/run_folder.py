@@ -92,16 +92,25 @@ def setting_changes(stored, config, limit=3):
     return "; ".join(shown) + (f"; {len(changed) - limit} more" if len(changed) > limit else "")
 
 
-def check_replaceable(folder, config, overwrite):
+def check_replaceable(folder, config, overwrite, data_files=None):
     """A UserError unless `folder` may take a new run: a finished run there is replaced only when the
     user says so (`overwrite`, --overwrite: the convention of Hugging Face's examples, which refuse an
-    output folder that holds results); a folder that holds no finished run may always be written."""
+    output folder that holds results); a folder that holds no finished run may always be written.
+    `data_files`: {split: SHA-256} of the raw files now, to say when the run was trained on others."""
     folder = Path(folder)
     if overwrite or unfinished_reason(folder) is not None:
         return
-    stored = read_metrics(folder / "metrics.json").get("config") or {}
-    changes = setting_changes(stored, config)
-    what = f"a finished run with other settings ({changes})" if changes else "a finished run of these settings"
+    metrics = read_metrics(folder / "metrics.json")
+    changes = setting_changes(metrics.get("config") or {}, config)
+    stored_files = metrics.get("data_files")
+    changed = sorted(split for split, digest in (data_files or {}).items()
+                     if isinstance(stored_files, dict) and stored_files.get(split, digest) != digest)
+    if changes:
+        what = f"a finished run with other settings ({changes})"
+    elif changed:
+        what = f"a finished run on other data (its {', '.join(changed)} file changed since)"
+    else:
+        what = "a finished run of these settings"
     raise UserError(f"{folder}: holds {what}; --overwrite replaces it, --set run_name=NAME trains into a run "
                     f"folder of its own")
 
