@@ -7,9 +7,9 @@ import pytest
 import torch
 from test_reliability import TEXTS, write_folder, write_vectors
 
-from train import run as run_module
 from common.errors import UserError
 from data_process.raw_data import sha256_of
+from train import run as run_module
 from train.config import compose
 from train.resume import resume_file, write_resume
 from train.run import train_job
