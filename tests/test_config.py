@@ -58,3 +58,10 @@ def test_unknown_model_or_dataset_names_the_available_ones():
     with pytest.raises(UserError, match=r"unknown dataset 'mams' \(available: .*mams-acsa, mams-atsa") as err:
         compose("capsnet", "mams")
     assert _listed(err) == sorted(p.stem for p in (CONFIG_ROOT / "datasets").glob("*.yaml"))
+
+
+def test_an_experiment_file_that_gives_a_key_twice_is_one_error_naming_file_key_and_line(tmp_path):
+    experiment = tmp_path / "twice.yaml"
+    experiment.write_text("train:\n  epochs: 3\n  lr: 0.01\n  epochs: 4\n")    # YAML itself would keep 4
+    with pytest.raises(UserError, match=rf"^{experiment}: not valid YAML \(key 'epochs' given twice, line 4\)$"):
+        compose("capsnet", "mams-atsa", str(experiment))

@@ -1,6 +1,7 @@
 """Runs that outlast a sitting (train/resume.py): a training stopped after an epoch goes on from there
 when it is started again, and ends with exactly the numbers of a training that was never stopped (CPU);
-a resume state of other settings is not used; the state is gone once the run folder is complete."""
+a resume state of other settings or other data files is not used; the state is gone once the run folder
+is complete."""
 import json
 
 import pytest

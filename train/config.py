@@ -133,11 +133,25 @@ def comparable(config):
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice, line "
+                                                        f"{key_node.start_mark.line + 1}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path):
     path = Path(path)
     text = read_text(path, "config file")   # UTF-8 with or without BOM, UTF-16 with BOM
     try:
-        value = yaml.safe_load(text) or {}
+        value = yaml.load(text, Loader=_UniqueKeyLoader) or {}   # a SafeLoader
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(value, dict):
