@@ -40,6 +40,8 @@ def check_args(args):
     low, high = SEED_RANGE
     if not low <= args.seed <= high:
         raise UserError(f"--seed {args.seed}: out of range (takes {low}..{high})")
+    if any(not name.strip() for name in args.allow_hosts):
+        raise UserError("--allow-host '': takes a host name")
     if args.mode in GRID_MODES:
         if args.dataset is not None:
             raise UserError(f"--dataset: --mode {args.mode} takes --datasets NAMES (Table 3's datasets); "

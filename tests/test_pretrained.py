@@ -105,6 +105,14 @@ def test_the_project_ships_capsnet_for_both_mams_tasks_with_cards():
         assert sum(p.stat().st_size for p in folder.iterdir()) < 6 * 2**20
 
 
+@pytest.mark.parametrize("file", ["model.safetensors", "config.json"])
+def test_a_file_of_a_pretrained_folder_named_as_the_checkpoint_is_told_to_name_the_folder(file):
+    folder = SHIPPED / "capsnet-mams-atsa"
+    with pytest.raises(UserError, match=rf"{folder / file}: a file of the pretrained model folder {folder}; "
+                                        r"name the folder itself"):
+        SentimentClassifier.load(folder / file)
+
+
 def test_predict_without_a_trained_run_answers_from_the_shipped_model_and_says_so(tmp_path):
     result = subprocess.run([sys.executable, "main.py", "--mode", "predict", "--text", SENTENCE, "--aspect", "decor",
                              "--aspect", "food", "--set", f"paths.runs={tmp_path / 'runs'}"], cwd=REPO_ROOT,

@@ -348,6 +348,7 @@ def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_e
 
 
 @pytest.mark.parametrize("argv,fragment", [
+    (["--mode", "serve", "--allow-host", " "], "--allow-host '': takes a host name"),
     (["--mode", "reproduce", "--dataset", "mams-acsa"], "--dataset: --mode reproduce takes --datasets NAMES"),
     (["--mode", "table", "--dataset", "mams-acsa"], "--dataset: --mode table takes --datasets NAMES"),
     (["--mode", "compare", "--model", "capsnet"], "--model: --mode compare takes --models NAMES"),
@@ -437,6 +438,14 @@ def test_explain_with_several_requests_and_one_png_writes_distinct_files(trained
     assert [Path(p).name for p in pngs] == ["heat-1--soup.png", "heat-2--soup.png", "heat-3--pasta.png"]
     assert sorted(os.listdir(out.parent)) == sorted(Path(p).name for p in pngs)
     assert all(Path(p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+
+def test_explain_to_a_png_named_in_capitals_writes_that_file(trained, capsys, tmp_path):
+    out = tmp_path / "Heat.PNG"
+    status, stdout, err = cli(capsys, "--mode", "explain", "--checkpoint", trained[1] / "checkpoint.pt",
+                              "--text", "The soup was cold.", "--aspect", "soup", "--out", out)
+    assert status == 0, err
+    assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"              # a file, not a folder of that name
 
 
 @pytest.mark.parametrize("case", ["bad-request", "out-is-folder", "out-under-file"])

@@ -47,6 +47,8 @@ def read_payload(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
+    if path.name in ("model.safetensors", "config.json", "encoder.json") and (path.parent / "config.json").is_file():
+        raise UserError(f"{path}: a file of the pretrained model folder {path.parent}; name the folder itself")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file

@@ -27,7 +27,7 @@ def slug(text, limit=40):
 
 def output_paths(pairs, out=None, default_folder=None):
     """One distinct .png path per (text, aspect) pair; a bad `out` is a UserError naming --out."""
-    if out is not None and str(out).endswith(".png"):
+    if out is not None and str(out).lower().endswith(".png"):
         out = Path(out)
         if out.is_dir():
             raise UserError(f"--out {out}: is a folder; name a .png file or a folder without the .png ending")
