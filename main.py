@@ -42,6 +42,12 @@ def check_args(args):
         raise UserError(f"--seed {args.seed}: out of range (takes {low}..{high})")
     if any(not name.strip() for name in args.allow_hosts):
         raise UserError("--allow-host '': takes a host name")
+    if args.mode == "results":
+        given = [option for option, value in (("--model", args.model), ("--dataset", args.dataset),
+                                              ("--models", args.models), ("--datasets", args.datasets))
+                 if value is not None]
+        if given:
+            raise UserError(f"{given[0]}: --mode results renders the whole page (every model and dataset)")
     if args.mode in GRID_MODES:
         if args.dataset is not None:
             raise UserError(f"--dataset: --mode {args.mode} takes --datasets NAMES (Table 3's datasets); "

@@ -349,6 +349,8 @@ def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_e
 
 @pytest.mark.parametrize("argv,fragment", [
     (["--mode", "serve", "--allow-host", " "], "--allow-host '': takes a host name"),
+    (["--mode", "results", "--model", "bert"], "--model: --mode results renders the whole page"),
+    (["--mode", "results", "--datasets", "mams-acsa"], "--datasets: --mode results renders the whole page"),
     (["--mode", "reproduce", "--dataset", "mams-acsa"], "--dataset: --mode reproduce takes --datasets NAMES"),
     (["--mode", "table", "--dataset", "mams-acsa"], "--dataset: --mode table takes --datasets NAMES"),
     (["--mode", "compare", "--model", "capsnet"], "--model: --mode compare takes --models NAMES"),
