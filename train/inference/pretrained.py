@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from common.errors import UserError
-from common.io import read_json_object, write_text
+from common.io import check_writable_dir, read_json_object, write_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "pretrained"
@@ -53,6 +53,7 @@ def save_pretrained(clf, folder, metrics=None, command=None, overwrite=False):
               "test": {k: metrics.get("test", {}).get(k) for k in ("accuracy", "macro_f1")}}
     shipped = folder.resolve().parent == SHIPPED
     card = model_card(folder.name, config, command, f"pretrained/{folder.name}" if shipped else folder.as_posix())
+    check_writable_dir(folder.parent, "the pretrained folder's parent")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}.{os.getpid()}.staging"   # made with the user's umask
     shutil.rmtree(staging, ignore_errors=True)    # a leftover of a stopped write of this process id
