@@ -183,22 +183,24 @@ def main(argv=None):
         check_writable_dir(runs, "paths.runs")
         print(report(runs, runs / "summary.md"), end="")
     elif args.mode == "serve":
-        from train.inference.evaluate import load_classifier, model_to_use
+        from train.inference.evaluate import answer_settings, load_classifier, model_to_use
         from train.inference.serve import bind, need_serve_packages, serve
         need_serve_packages()
         sock = bind(args.host, args.port)   # a busy port fails before the model loads
         checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
-        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
+        clf = answer_settings(load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None,
+                                              cfg.inference.bf16), cfg, args.overrides)
         serve(clf, sock=sock, allowed_hosts=args.allow_hosts, settings=cfg.inference)
     elif args.mode in ("predict", "explain"):
         # the checkpoint alone is enough: no raw or processed data is read (train/inference/api.py)
-        from train.inference.evaluate import load_classifier, model_to_use
+        from train.inference.evaluate import answer_settings, load_classifier, model_to_use
         from train.inference.explain import explain_job
         from train.inference.requests import read_requests
         from train.run import print_json
         requests = read_requests(args.text, args.aspect, args.input)
         checkpoint = model_to_use(cfg, args.seed, args.checkpoint)
-        clf = load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None, cfg.inference.bf16)
+        clf = answer_settings(load_classifier(checkpoint, args.device, cfg.data.name if args.dataset else None,
+                                              cfg.inference.bf16), cfg, args.overrides)
         if args.mode == "predict":
             results = clf.predict_requests(requests)
         else:   # heat maps beside the checkpoint, or under runs/explain/ for a pretrained folder

@@ -426,6 +426,41 @@ def test_cli_predict_refuses_an_overlong_text_in_one_error_line(trained, capsys,
                  f"{requests}:2", "data.max_words=512")
 
 
+
+def test_cli_predict_answers_with_the_callers_max_words_not_the_checkpoints(trained, capsys):
+    checkpoint = trained[1] / "checkpoint.pt"
+    text = "The soup was cold and the bread was stale ."        # 10 tokens
+    status, out, _ = cli(capsys, "--mode", "predict", "--checkpoint", checkpoint, "--text", text, "--aspect", "soup")
+    assert status == 0 and json.loads(out)["aspect"] == "soup"
+    assert_error(cli(capsys, "--mode", "predict", "--checkpoint", checkpoint, "--text", text, "--aspect", "soup",
+                     "--set", "data.max_words=6"), "--text", "data.max_words=6")
+
+
+def test_cli_predict_refuses_a_training_setting_it_cannot_apply_and_takes_the_checkpoints_own(trained, capsys):
+    checkpoint = trained[1] / "checkpoint.pt"
+    request = ("--mode", "predict", "--checkpoint", checkpoint, "--text", "The soup was cold.", "--aspect", "soup")
+    assert_error(cli(capsys, *request, "--set", "train.epochs=7"),
+                 "--set train.epochs", f"{checkpoint} was trained with train.epochs=1",
+                 "answer with the checkpoint's own settings")
+    assert_error(cli(capsys, *request, "--set", "model.routing_iterations=9"), "--set model.routing_iterations")
+    status, out, _ = cli(capsys, *request, "--set", "train.epochs=1")       # the checkpoint's own value
+    assert status == 0 and json.loads(out)["aspect"] == "soup"
+
+
+def test_predict_time_kernels_choice_swaps_the_implementation_and_keeps_the_answers(trained):
+    from train.inference.evaluate import answer_settings
+    from train.kernels import substituted
+    folder = trained[1]
+    request = [("The soup was cold but the staff were friendly.", ["soup", "staff"])]
+    fast = SentimentClassifier.load(folder / "checkpoint.pt")
+    assert substituted(fast.model)                                          # the default: fast
+    reference = answer_settings(SentimentClassifier.load(folder / "checkpoint.pt"),
+                                compose("capsnet", "mams-atsa", None, ["train.kernels=reference"]),
+                                ["train.kernels=reference"])
+    assert reference.cfg.train.kernels == "reference" and not substituted(reference.model)
+    for a, b in zip(fast.predict(request), reference.predict(request)):
+        assert a["label"] == b["label"] and a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+
 # ---------------------------------------------------------------- explain: all or nothing
 
 def test_explain_with_several_requests_and_one_png_writes_distinct_files(trained, capsys, tmp_path):

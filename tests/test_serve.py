@@ -253,6 +253,18 @@ def test_a_post_body_not_declared_application_json_is_a_415(clients, path, conte
     ok = clients["atsa"].post(path, content=body, headers={"Content-Type": "application/json; charset=utf-8"})
     assert ok.status_code == 200
 
+def test_a_json_body_declared_in_a_charset_other_than_utf8_is_a_415_not_misread(clients):
+    text = "Le café était froid."
+    body = json.dumps({"text": text, "aspects": ["café"]}, ensure_ascii=False)
+    refused = clients["atsa"].post("/predict", content=body.encode("latin-1"),
+                                   headers={"Content-Type": "application/json; charset=ISO-8859-1"})
+    assert refused.status_code == 415
+    assert "reads JSON bodies as UTF-8" in refused.json()["error"]
+    for declared in ("application/json; charset=UTF-8", 'application/json; charset="utf8"'):
+        answered = clients["atsa"].post("/predict", content=body.encode("utf-8"), headers={"Content-Type": declared})
+        assert answered.status_code == 200 and answered.json()[0]["aspect"] == "café"
+
+
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "testserver",
                                   "10.0.0.7:8000", "[::1]:8000", "127.0.0.1:8000:80", ""])

@@ -351,6 +351,13 @@ class SentimentClassifier:
                             f"map's colours are scaled to them.")
         return heat
 
+    def reconfigured(self, cfg):
+        """This classifier (changed in place, and returned) answering with `cfg`, the stored config with
+        other answer-time settings (evaluate.ANSWER_KEYS: max_words, eval_batch_size, kernels)."""
+        self.cfg = cfg
+        use_kernels(self.model, cfg.train.kernels)
+        return self
+
     def with_paths(self, paths, limit=None):
         """The stored config with this machine's paths (and a data limit), for --mode test."""
         return self.cfg.replace(paths=paths, data=dataclasses.replace(self.cfg.data, limit=limit))

@@ -1,5 +1,7 @@
 """`--mode test`: a checkpoint on its dataset's processed test split; and loading a checkpoint's
 classifier for predict and explain."""
+import dataclasses
+import json
 from collections import namedtuple
 from pathlib import Path
 
@@ -60,6 +62,53 @@ def load_classifier(checkpoint, device, dataset=None, bf16=False):
     if dataset is not None and clf.cfg.data.name != dataset:
         raise UserError(f"{checkpoint}: checkpoint was trained on {clf.cfg.data.name}, not {dataset}")
     return clf
+
+
+# The --set keys that change how a trained model answers, not what it learned: predict, explain and
+# serve take the caller's value for these (the checkpoint's otherwise). The caller's inference.*,
+# paths.* and run_name are read where they apply (main.py).
+ANSWER_KEYS = (("data", "max_words"), ("train", "eval_batch_size"), ("train", "kernels"), ("train", "num_threads"))
+CALLER_SECTIONS = ("inference", "paths", "run_name")
+_ABSENT = object()
+
+
+def answer_settings(clf, cfg, overrides):
+    """clf answering with the ANSWER_KEYS given by `overrides` (the --set items; `cfg`: the config
+    composed with them). Any other key set to a value other than the checkpoint's is refused rather
+    than ignored: the checkpoint's settings are the model it holds."""
+    from ..config import parse_override
+    from ..runtime import set_threads
+    trained, asked = clf.cfg.to_dict(), cfg.to_dict()
+    chosen = {}
+    for item in overrides:
+        key = parse_override(item)[0]
+        path = tuple(key.split("."))
+        if path[0] in CALLER_SECTIONS:
+            continue
+        if path in ANSWER_KEYS:
+            chosen[path] = _lookup(asked, path)
+            continue
+        value = _lookup(trained, path)
+        if _lookup(asked, path) != value:
+            had = "has no such setting" if value is _ABSENT else f"was trained with {key}={json.dumps(value)}"
+            raise UserError(f"--set {key}: {clf.checkpoint} {had}; predict, explain and serve answer with the "
+                            f"checkpoint's own settings (only {', '.join('.'.join(k) for k in ANSWER_KEYS)}, "
+                            f"inference.* and paths.* apply)")
+    if not chosen:
+        return clf
+    new = clf.cfg
+    for (section, name), value in chosen.items():
+        new = new.replace(**{section: dataclasses.replace(getattr(new, section), **{name: value})})
+    set_threads(new.train.num_threads)
+    return clf.reconfigured(new)
+
+
+def _lookup(tree, path):
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            return _ABSENT
+        tree = tree[key]
+    return tree
 
 
 Loaded = namedtuple("Loaded", "model data cfg seed")

@@ -184,9 +184,15 @@ def check_json_content_type(headers):
     """A RequestError (415) unless the body is declared application/json (a cross-site form cannot
     send that type without the browser asking the server first, and this server never agrees)."""
     declared = headers.get("content-type", "")
-    if declared.split(";")[0].strip().lower() != "application/json":
+    kind, *parameters = declared.split(";")
+    if kind.strip().lower() != "application/json":
         shown = repr(declared) if declared else "missing"
         raise RequestError(f"request: Content-Type {shown}; this server takes application/json bodies", 415)
+    for parameter in parameters:   # JSON is UTF-8 (RFC 8259); a body declared otherwise would be misread
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise RequestError(f"request: Content-Type {declared!r}; this server reads JSON bodies as UTF-8 "
+                               f"(charset=utf-8, or no charset)", 415)
 
 
 # ---------------------------------------------------------------------------- the model calls
