@@ -14,6 +14,7 @@ Examples:
     python main.py --mode serve --checkpoint runs/mams-atsa/capsnet/seed0/checkpoint.pt   # docs/SERVING.md
 """
 import argparse
+import sys
 from pathlib import Path
 
 from common.errors import UserError, run_command
@@ -103,8 +104,9 @@ def build_parser():
                       "(default 1, at most 256)")
     grid.add_argument("--backend", choices=("local", "ray"), default="local", help="local processes or Ray tasks")
     grid.add_argument("--address", help="ray: the cluster address HOST:PORT (default: start a local Ray)")
-    grid.add_argument("--results", help="reproduce / table / results: the folder your tables and page go to "
-                      "(default <paths.runs>/results; the committed results/ is written by --mode publish only)")
+    grid.add_argument("--results", help="reproduce / table / results / stats: the folder your tables and page go to "
+                      "(default <paths.runs>/results; the committed results/ is written by --mode publish, "
+                      "and by --mode stats --results results)")
     grid.add_argument("--published", help="the published runs the grid, table, "
                       "compare and results read beside your run folders (default results/predictions; "
                       "'none': your run folders only)")
@@ -126,7 +128,10 @@ def main(argv=None):
     if args.mode == "stats":
         from train.experiments.table2 import stats_job
         names = [args.dataset] if args.dataset else None
-        print(stats_job(names, lambda name: compose(args.model, name, args.config, args.overrides)), end="")
+        table, written = stats_job(names, lambda name: compose(args.model, name, args.config, args.overrides),
+                                   args.results)
+        print(table, end="")
+        print(f"written to {written}", file=sys.stderr)
         return 0
     from train.experiments.runs import PUBLISHED_ROOT
     published = PUBLISHED_ROOT if args.published is None else \
@@ -151,7 +156,7 @@ def main(argv=None):
         from train.experiments.runs import REPO_ROOT
         results = Path(args.results or Path(cfg.paths.runs) / "results")
         out = Path(args.out) if args.out else results / "RESULTS.md"
-        check_writable_dir(out.parent, "--out")
+        check_writable_dir(out.parent, "--out" if args.out else "--results")
         print(results_job(REPO_ROOT / "results", out, args.seeds, args.config, args.overrides, published))
         return 0
 

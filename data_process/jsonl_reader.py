@@ -15,6 +15,7 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.labels import LABEL_INDEX
+from common.text import check_unicode
 
 from .xml_reader import Instance, ReadStats, kept_polarity
 
@@ -77,10 +78,13 @@ def sentence_lines(path):
 
 
 def json_lines(path):
-    """(line number, object) for each non-blank line of a JSON-lines file; a file
-    that is missing, unreadable, not UTF-8 or holds a line that is not JSON is one UserError."""
-    if not path.is_file():
+    """(line number, object) for each non-blank line of a JSON-lines file (or a stream such as
+    /dev/stdin); a file that is missing, a folder, unreadable, not UTF-8 or holds a line that is not
+    JSON is one UserError."""
+    if not path.exists():
         raise UserError(f"{path}: file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a JSON-lines file")
     try:
         with open(path, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, 1):
@@ -91,6 +95,8 @@ def json_lines(path):
                     obj = json.loads(line)
                 except json.JSONDecodeError as err:
                     raise UserError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+                except RecursionError:
+                    raise UserError(f"{where}: not valid JSON (nested too deeply)") from None
                 yield number, obj
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
@@ -111,9 +117,13 @@ def _records(path):
                             f"list, got {_preview(obj)}")
         if not obj["text"].strip():
             raise UserError(f"{where}: empty \"text\"")
+        check_unicode(obj["text"], f"{where}: the text")
         for i, aspect in enumerate(obj["aspects"], 1):
             if not isinstance(aspect, dict):
                 raise UserError(f"{where}: aspect {i} is not an object (got {_preview(aspect)})")
+            for key, value in aspect.items():
+                if isinstance(value, str):
+                    check_unicode(value, f"{where}: aspect {i}'s {key!r}")
         records.append((number, obj["text"], obj["aspects"]))
     return records
 
@@ -144,13 +154,16 @@ def _other(task):
 
 def _term_instance(aspect, text, sentence_id, polarity, where):
     term = aspect["term"]
-    if not isinstance(term, str) or not term:
+    if not isinstance(term, str) or not term.strip():
         raise UserError(f"{where}: missing or empty term (got {term!r})")
     start, end = aspect.get("from"), aspect.get("to")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)):
         raise UserError(f"{where}: term {term!r} has missing or non-integer \"from\"/\"to\" offsets "
                         f"(got {start!r}, {end!r})")
-    if not (0 <= start < end <= len(text)) or text[start:end] != term:
+    if not 0 <= start < end <= len(text):
+        raise UserError(f"{where}: offsets {start}-{end} of the term {term!r} are not a span of the text "
+                        f"(0 <= from < to <= {len(text)}, its length)")
+    if text[start:end] != term:
         raise UserError(f"{where}: offsets {start}-{end} give {text[start:end]!r}, not the term {term!r}")
     return Instance(sentence_id, text, term, start, end, LABEL_INDEX[polarity])
 

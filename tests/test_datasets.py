@@ -216,6 +216,13 @@ GOOD = {"text": S1, "aspects": [jterm(S1, "food", "positive")]}
     ({"text": S1, "aspects": [{"term": "food", "polarity": "positive"}]}, "missing or non-integer"),
     ({"text": S1, "aspects": [dict(jterm(S1, "food", "positive"), polarity="great")]},
      "unknown polarity 'great'"),
+    ("[" * 5000 + "]" * 5000, "not valid JSON (nested too deeply)"),
+    ({"text": "The \ud800 was great.", "aspects": []}, "the text is not valid Unicode (a lone surrogate"),
+    ({"text": S1, "aspects": [dict(jterm(S1, "food", "positive"), term="\udfff")]},
+     "aspect 1's 'term' is not valid Unicode"),
+    ({"text": S1, "aspects": [{"term": "food", "from": -4, "to": 45, "polarity": "positive"}]},
+     "offsets -4-45 of the term 'food' are not a span of the text (0 <= from < to <= "),
+    ({"text": S1, "aspects": [{"term": "  ", "from": 3, "to": 5, "polarity": "positive"}]}, "empty term"),
 ])
 def test_jsonl_errors_name_the_file_and_line(tmp_path, bad, problem):
     path = write_lines(tmp_path / "train.jsonl", [GOOD, GOOD, bad])

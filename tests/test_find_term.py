@@ -50,6 +50,23 @@ def test_an_input_that_is_a_folder_or_holds_no_request_says_so(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(UserError, match=rf"^{re.escape(str(empty))}: no requests in the file"):
         read_requests(input_file=empty)
+    with pytest.raises(UserError, match=r"^/dev/null: no requests in the file"):   # a device is read, not "missing"
+        read_requests(input_file="/dev/null")
+
+
+def test_a_request_file_nested_too_deeply_or_a_command_line_byte_that_is_not_utf8_is_one_error(tmp_path):
+    from common.errors import UserError
+    from train.inference.requests import read_requests
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(UserError, match=rf"^{re.escape(str(deep))}:1: not valid JSON \(nested too deeply\)"):
+        read_requests(input_file=deep)
+    text = b"caf\xe9 food".decode("utf-8", "surrogateescape")          # how Python hands over such an argv
+    with pytest.raises(UserError, match=r"^--text: the text is not valid UTF-8 \(the byte 0xe9 at character 3\)"):
+        read_requests(text, ["food"])
+    with pytest.raises(UserError, match=r"^item 0: the text is not valid Unicode \(a lone surrogate"):
+        from train.inference.requests import requests_from_items
+        requests_from_items([("caf\udce9 food", ["food"])])           # from JSON: a lone surrogate, not a byte
 
 
 def test_an_error_echoes_a_long_aspect_cut_short():

@@ -250,6 +250,19 @@ def test_the_readmes_own_data_example_works_as_written(tmp_path):
     assert git_status(clone) == []                      # the example's folder is where git ignores it
 
 
+def test_mode_stats_writes_the_users_table2_and_leaves_the_committed_one_alone(env, capsys, tmp_path):
+    committed = REPO_ROOT / "results" / "table2.md"
+    before = committed.read_bytes()
+    sets = [a for o in env["overrides"] for a in ("--set", o)] + ["--set", f"paths.runs={tmp_path / 'runs'}"]
+    status, out, err = cli(capsys, "--mode", "stats", "--dataset", env["data"], *sets)
+    written = tmp_path / "runs" / "results" / "table2.md"
+    assert status == 0 and "| user-reviews-" in out and f"written to {written}" in err
+    assert written.read_text() == out
+    status, out, _ = cli(capsys, "--mode", "stats", "--dataset", env["data"], *sets, "--results", tmp_path / "mine")
+    assert status == 0 and (tmp_path / "mine" / "table2.md").read_text() == out
+    assert committed.read_bytes() == before
+
+
 # ---------------------------------------------------------------- damaged files
 
 @pytest.mark.parametrize("content", ['{"model": "capsnet", "dataset": "d", "se', "[1, 2]"])

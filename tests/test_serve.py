@@ -7,6 +7,7 @@ TestClient; the concurrency and browser tests a real uvicorn server on a free lo
 """
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -420,6 +421,61 @@ def test_concurrent_clients_get_the_predictions_of_the_api(live_servers):
     expected = [clf.predict([request]) for k in range(8) for request in requests[k::8]]
     for got, want in zip(answers, expected, strict=True):
         assert_same_answers(got, want)
+
+
+def partial_post(url, body=b'{"text": "The soup', declared=100):
+    """A socket that sent a /predict whose body stops short of its Content-Length."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    conn.sendall(f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {declared}\r\n\r\n".encode() + body)
+    return conn
+
+
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_a_client_gone_before_its_body_arrived_is_not_logged_as_a_server_error(live_servers):
+    url, clf = live_servers["atsa"]
+    seen = Records()
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "absa.serve")]
+    for logger in loggers:
+        logger.addHandler(seen)
+    try:
+        for _ in range(5):
+            partial_post(url).close()
+        time.sleep(1.0)
+        import httpx
+        answer = httpx.post(f"{url}/predict", json={"text": MAMS, "aspects": ["food"]}, timeout=30)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(seen)
+    assert answer.status_code == 200                                # the server carries on
+    assert [r.getMessage() for r in seen.records] == []             # no "failed", no traceback
+
+
+def test_a_body_that_stalls_is_answered_408_within_the_servers_deadline(live_servers, monkeypatch):
+    import train.inference.serve as serve_module
+    monkeypatch.setattr(serve_module, "BODY_SECONDS", 0.5)
+    url, _ = live_servers["atsa"]
+    with partial_post(url) as conn:
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            piece = conn.recv(4096)
+            if not piece:
+                break
+            answer += piece
+    assert time.monotonic() - started < 20
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body) == {"error": "request: the body did not arrive within 0.5 s"}
 
 
 def chromium_paths():

@@ -99,7 +99,7 @@ CSV_COMMIT_NOTE = ("as recorded in {source}: the commit the table was rendered a
                    "commit or at earlier ones whose code gives them the same numbers")
 
 TABLE2_NOTE = """\
-The datasets, counted from the raw files (`python main.py --mode stats` writes results/table2.md):
+The datasets, counted from the raw files (`python main.py --mode stats --results results` writes results/table2.md):
 aspects per class (conflict dropped) beside the paper's Table 2, sentences, and tokens per sentence.
 MAMS-small is sampled from MAMS train with the paper's counts (docs/DATA.md); Restaurant has no
 validation file, so a tenth of its training sentences is held out."""

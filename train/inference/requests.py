@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from common.errors import UserError
+from common.text import check_unicode
 from data_process.jsonl_reader import json_lines
 from data_process.xml_reader import Instance
 
@@ -22,8 +23,8 @@ def read_requests(text=None, aspects=(), input_file=None):
         path = Path(input_file)
         if path.is_dir():
             raise UserError(f"{path}: is a folder; --input takes a JSON-lines file")
-        if not path.is_file():
-            raise UserError(f"{path}: input file not found")
+        if not path.exists():
+            raise UserError(f"{path}: input file not found")   # else read, /dev/stdin included
         before = len(requests)
         for line_no, item in json_lines(path):
             where = f"{path}:{line_no}"
@@ -69,18 +70,8 @@ def check_requests(requests):
         if not aspect_list:
             raise UserError(f"{where}: no aspects given (use --aspect, or an \"aspects\" list)")
         for what, value in (("text", text_value), *(("aspect", a) for a in aspect_list)):
-            check_unicode(value, f"{where}: the {what}")
+            check_unicode(value, f"{where}: the {what}", command_line=where == "--text")
     return requests
-
-
-def check_unicode(value, what):
-    """A string that can be written out again: JSON's \\ud800 escapes decode to lone surrogates, which
-    no UTF-8 output (a terminal, an HTTP answer) can hold."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise UserError(f"{what} is not valid Unicode (a lone surrogate, {value[err.start]!r}, at character "
-                        f"{err.start})") from None
 
 
 def shortened(value, limit=80):

@@ -37,6 +37,8 @@ STATIC = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 1_000_000
 MAX_ASPECTS = 10_000
 MAX_TEXT_CHARS = 5_000
+BODY_SECONDS = 10   # a body must arrive within this long (408 otherwise): a stalled client holds nothing for long,
+                    # and is answered before a stop's grace period (10 s) runs out
 # Requests of at most this many aspects are checked, encoded and answered on the event loop (well
 # under a millisecond); larger ones in the thread pool, so the loop keeps serving the small ones.
 INLINE_ASPECTS = 16
@@ -252,6 +254,7 @@ def make_app(clf, settings=None, hosts=None):
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
+    from starlette.requests import ClientDisconnect
     from starlette.responses import FileResponse, JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -267,10 +270,14 @@ def make_app(clf, settings=None, hosts=None):
             raise RequestError(f"request: body of {declared} bytes, more than this server's limit of "
                                f"{MAX_BODY_BYTES}", 413)
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise RequestError(f"request: body over this server's limit of {MAX_BODY_BYTES} bytes", 413)
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise RequestError(f"request: body over this server's limit of {MAX_BODY_BYTES} bytes", 413)
+        except TimeoutError:
+            raise RequestError(f"request: the body did not arrive within {BODY_SECONDS} s", 408) from None
         return bytes(body)
 
     async def off_loop(small, function, *args):
@@ -308,6 +315,9 @@ def make_app(clf, settings=None, hosts=None):
         return JSONResponse({"error": f"{request.method} {request.url.path}: {err.detail}"},
                             status_code=err.status_code)
 
+    async def client_gone(request, err):   # closed before its body arrived: no one to answer, nothing to log
+        return Response(status_code=400)
+
     async def server_error(request, err):
         log.error("%s %s failed", request.method, request.url.path,
                   exc_info=(type(err), err, err.__traceback__))   # the traceback stays in the log
@@ -322,7 +332,8 @@ def make_app(clf, settings=None, hosts=None):
     routes = [Route("/", page), Route("/health", show_health), Route("/predict", predict, methods=["POST"]),
               Route("/explain", explain, methods=["POST"]), Mount("/static", StaticFiles(directory=STATIC))]
     app = Starlette(routes=routes, middleware=[Middleware(HostCheck, policy=hosts)], lifespan=lifespan,
-                    exception_handlers={UserError: user_error, HTTPException: http_error, Exception: server_error})
+                    exception_handlers={UserError: user_error, HTTPException: http_error, ClientDisconnect: client_gone,
+                                        Exception: server_error})
     app.state.batcher = batcher
     return app
 
