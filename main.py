@@ -31,6 +31,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 GRID_MODES = ("reproduce", "table", "compare", "publish", "results")
+ANSWER_MODES = ("predict", "explain", "serve")
+# The modes that read each option (by its dest); given to any other mode, it is refused rather than ignored.
+OPTION_MODES = {
+    "checkpoint": ("test", *ANSWER_MODES, "export"),
+    "text": ("predict", "explain"), "aspect": ("predict", "explain"), "input": ("predict", "explain"),
+    "out": ("explain", "results", "export"),
+    "force": ("preprocess", "publish"),
+    "overwrite": ("train", "export"),
+    "host": ("serve",), "port": ("serve",), "allow_hosts": ("serve",),
+    "jobs": ("reproduce",), "backend": ("reproduce",), "address": ("reproduce",),
+    "results": ("reproduce", "table", "results", "stats"),
+    "published": ("reproduce", "table", "compare", "results"),
+    "variants": ("compare",),
+    "seeds": ("reproduce", "table", "compare", "publish", "results"),
+}
 
 
 def check_args(args):
@@ -59,6 +74,11 @@ def check_args(args):
         for option, value in (("--models", args.models), ("--datasets", args.datasets)):
             if value is not None:
                 raise UserError(f"{option}: --mode {args.mode} takes one {option[:-1]} NAME")
+    parser = build_parser()
+    for dest, modes in OPTION_MODES.items():
+        if args.mode not in modes and getattr(args, dest) != parser.get_default(dest):
+            flag = next(a.option_strings[0] for a in parser._actions if a.dest == dest)
+            raise UserError(f"{flag}: --mode {args.mode} does not use it (it is for --mode {', '.join(modes)})")
     return args
 
 

@@ -369,6 +369,16 @@ def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_e
     (["--mode", "compare", "--model", "capsnet"], "--model: --mode compare takes --models NAMES"),
     (["--mode", "train", "--datasets", "mams-acsa"], "--datasets: --mode train takes one --dataset NAME"),
     (["--mode", "predict", "--models", "capsnet"], "--models: --mode predict takes one --model NAME"),
+    (["--mode", "publish", "--variant", "train.epochs=3"], "--variant: --mode publish does not use it (it is for "
+                                                           "--mode compare)"),
+    (["--mode", "table", "--variant", "train.epochs=3"], "--variant: --mode table does not use it"),
+    (["--mode", "publish", "--published", "none"], "--published: --mode publish does not use it"),
+    (["--mode", "publish", "--results", "x"], "--results: --mode publish does not use it"),
+    (["--mode", "compare", "--out", "x"], "--out: --mode compare does not use it"),
+    (["--mode", "train", "--checkpoint", "x.pt"], "--checkpoint: --mode train does not use it"),
+    (["--mode", "predict", "--port", "9000"], "--port: --mode predict does not use it (it is for --mode serve)"),
+    (["--mode", "table", "--jobs", "4"], "--jobs: --mode table does not use it (it is for --mode reproduce)"),
+    (["--mode", "train", "--seeds", "3"], "--seeds: --mode train does not use it"),
 ])
 def test_an_option_of_another_kind_of_mode_is_refused_not_ignored(capsys, argv, fragment, tmp_path):
     result = cli(capsys, *argv, "--set", f"paths.runs={tmp_path / 'runs'}")

@@ -199,3 +199,18 @@ def test_the_central_claim_sentence_gives_each_mams_verdict_or_says_it_was_not_t
     assert "(+1.17 points on both tasks in the paper)" in text
     assert "MAMS-ATSA: not tested (no runs)" in text
     assert "MAMS-ACSA: holds here, +3.86 points, 95% CI [+1.31, +6.46], Holm p = 0.0138, seeds 0 1 2" in text
+
+
+def test_the_baseline_claim_sentence_counts_the_columns_of_each_verdict_and_names_them():
+    from train.experiments.claims import BEST_BASELINE, Claim, Report
+    from train.experiments.results_page import baseline_claim
+    columns = {"mams-atsa": "ATSA MAMS", "mams-acsa": "ACSA MAMS", "restaurant-atsa": "ATSA Restaurant"}
+
+    def claim(dataset, verdict, result=True):
+        return Claim(dataset, "capsnet", "td-lstm", BEST_BASELINE, 2.0, "gcae",
+                     {"difference": -1.0} if result else None, verdict=verdict)
+    text = baseline_claim(Report([claim("mams-atsa", "reversed here"), claim("mams-acsa", "not significant here"),
+                                  claim("restaurant-atsa", "no runs", result=False),
+                                  Claim("mams-atsa", "capsnet", "capsnet-dr", "capsnet-dr")]), columns)
+    assert "over 3 columns: holds on 0; reversed on 1 (ATSA MAMS); not significant on 1 (ACSA MAMS); " \
+           "not tested on 1 (ATSA Restaurant)" in text

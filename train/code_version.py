@@ -19,11 +19,17 @@ def _git(*args):
     return out.stdout if out.returncode == 0 else None
 
 
+# Tracked files that the project's own commands write (the published tables and page): a change to
+# them does not change what a run computes, so it does not make the code "dirty".
+OUTPUTS = ("results", "docs/RESULTS.md")
+
+
 def code_version():
     """{"commit": the HEAD commit (outside a git checkout: $ABSA_CODE_COMMIT, else None),
-    "dirty": uncommitted changes to tracked files}."""
+    "dirty": uncommitted changes to tracked files other than the OUTPUTS}."""
     commit = _git("rev-parse", "HEAD")
     if not commit or not commit.strip():
         return {"commit": os.environ.get("ABSA_CODE_COMMIT") or None, "dirty": False}
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                  *(f":(exclude){path}" for path in OUTPUTS))
     return {"commit": commit.strip(), "dirty": bool(status and status.strip())}
