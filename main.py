@@ -157,7 +157,8 @@ def main(argv=None):
     published = PUBLISHED_ROOT if args.published is None else \
         None if args.published.strip().lower() == "none" else args.published
     if published is not None and not Path(published).is_dir():
-        raise UserError(f"--published {published}: no such folder (the published runs' root, or 'none')")
+        problem = "a file, not a folder" if Path(published).exists() else "no such folder"
+        raise UserError(f"--published {published}: {problem} (the published runs' root, or 'none')")
     if args.mode in ("reproduce", "table"):
         from train.experiments.jobs import grid_job
         return grid_job(args.mode, args.models, args.datasets, args.seeds, args.jobs, args.device, args.config,

@@ -36,7 +36,8 @@ def inspect_folder(path, task=None):
     """Check a user's dataset folder and describe it (UserDataset). Reads every split once."""
     folder = Path(path)
     if not folder.is_dir():
-        raise UserError(f"{folder}: dataset folder not found")
+        raise UserError(f"{folder}: is a file, not a dataset folder (a folder holding train and test files)"
+                        if folder.exists() else f"{folder}: dataset folder not found")
     if task is not None and task not in TASKS:
         raise UserError(f"unknown task {task!r}: expected 'atsa' or 'acsa'")
     files = _split_files(folder)
@@ -84,6 +85,12 @@ def read_split(path, task, categories=None):
 def _split_files(folder):
     files = {}
     for split in SPLITS:
+        for ext in FORMATS:
+            path = folder / f"{split}.{ext}"
+            if (path.exists() or path.is_symlink()) and not path.is_file():
+                what = ("a link to nothing" if not path.exists() else "a folder" if path.is_dir()
+                        else "not a regular file")
+                raise UserError(f"{path}: {what}; a split file must be a file")
         found = [folder / f"{split}.{ext}" for ext in FORMATS if (folder / f"{split}.{ext}").is_file()]
         if len(found) > 1:
             raise UserError(f"{folder}: both {found[0].name} and {found[1].name}; keep one")

@@ -266,7 +266,7 @@ def test_a_missing_bert_backbone_is_one_error_line(tmp_path):
     config = clf.cfg.to_dict()
     config["model"]["backbone"] = str(tmp_path / "no-such-backbone")
     encoder = dict(clf.encoder.state(), bert={"path": config["model"]["backbone"], "max_length": 64})
-    data_info = {"task": "atsa", "num_classes": 3, "num_categories": 0, "embeddings_shape": [18, 50],
+    data_info = {"task": "atsa", "num_classes": 3, "num_categories": 0, "embeddings_shape": [len(encoder["words"]), 50],
                  "sentiment_shape": [3, 50]}
     save_checkpoint(tmp_path / "bert.pt", clf.model, config, {}, {"encoder": encoder, "data_info": data_info})
     line = predict_error_line(tmp_path / "bert.pt")

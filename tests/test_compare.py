@@ -355,3 +355,7 @@ def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path
         compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant[:1])
     with pytest.raises(UserError, match=r"compare with --variant takes one model"):
         compare_job("bert,capsnet-bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant)
+    with pytest.raises(UserError, match=r"^--variant 'foo': expected KEY=VALUE"):
+        compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=["foo", *variant])
+    with pytest.raises(UserError, match=r"^--variant run_name=x: changes no setting of bert but its run name"):
+        compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=["run_name=x"])

@@ -285,8 +285,18 @@ def test_inspect_folder_layout_errors(tmp_path):
         inspect_folder(tmp_path / "absent")
     folder = tmp_path / "d"
     write_lines(folder / "test.jsonl", [GOOD])
+    with pytest.raises(UserError, match=r"is a file, not a dataset folder"):
+        inspect_folder(folder / "test.jsonl")
     with pytest.raises(UserError, match=r"no train file \(expected train.xml or train.jsonl\)"):
         inspect_folder(folder)
+    (folder / "train.jsonl").mkdir()
+    with pytest.raises(UserError, match=r"train.jsonl: a folder; a split file must be a file"):
+        inspect_folder(folder)
+    (folder / "train.jsonl").rmdir()
+    (folder / "train.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    with pytest.raises(UserError, match=r"train.jsonl: a link to nothing; a split file must be a file"):
+        inspect_folder(folder)
+    (folder / "train.jsonl").unlink()
     write_lines(folder / "train.jsonl", [GOOD])
     (folder / "test.jsonl").unlink()
     with pytest.raises(UserError, match="no test file"):

@@ -54,7 +54,7 @@ def test_an_input_that_is_a_folder_or_holds_no_request_says_so(tmp_path):
         read_requests(input_file="/dev/null")
 
 
-def test_a_request_file_nested_too_deeply_or_a_command_line_byte_that_is_not_utf8_is_one_error(tmp_path):
+def test_deep_nesting_an_undecodable_byte_and_an_invisible_text_are_each_one_error(tmp_path):
     from common.errors import UserError
     from train.inference.requests import read_requests
     deep = tmp_path / "deep.jsonl"
@@ -64,6 +64,8 @@ def test_a_request_file_nested_too_deeply_or_a_command_line_byte_that_is_not_utf
     text = b"caf\xe9 food".decode("utf-8", "surrogateescape")          # how Python hands over such an argv
     with pytest.raises(UserError, match=r"^--text: the text is not valid UTF-8 \(the byte 0xe9 at character 3\)"):
         read_requests(text, ["food"])
+    with pytest.raises(UserError, match=r"^--text: empty text \(no visible character\)"):
+        read_requests("\u200b\u200b \u2060", ["food"])                 # zero-width characters only
     with pytest.raises(UserError, match=r"^item 0: the text is not valid Unicode \(a lone surrogate"):
         from train.inference.requests import requests_from_items
         requests_from_items([("caf\udce9 food", ["food"])])           # from JSON: a lone surrogate, not a byte

@@ -88,6 +88,28 @@ def test_a_damaged_pretrained_folder_is_one_error_naming_the_file(trained, tmp_p
         SentimentClassifier.from_pretrained(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("file,edit,fragment", [
+    ("encoder.json", lambda e: e.update(words=5), '"words" is not a list of strings'),
+    ("encoder.json", lambda e: e.update(task="xyz"), '"task" is \'xyz\', not "atsa" or "acsa"'),
+    ("encoder.json", lambda e: e.update(words=e["words"][:3]), '"words" holds 3 words, but the weights have'),
+    ("encoder.json", lambda e: e.update(words=e["words"][:-1] + e["words"][:1]), '"words" holds a word twice'),
+    ("encoder.json", lambda e: e.update(task="acsa", categories=["food"]), '"task" is acsa, but the model was trained'),
+    ("encoder.json", lambda e: e.update(lowercase="yes"), '"lowercase" is not true or false'),
+    ("config.json", lambda c: c.pop("data_info"), "its data_info (the shapes of the stored arrays) is missing"),
+    ("config.json", lambda c: c["data_info"].update(embeddings_shape=[-1, 8]), "its data_info"),
+])
+def test_a_hand_edited_encoder_or_data_shape_is_one_error_naming_the_file(trained, tmp_path, file, edit,  # noqa: F811
+                                                                          fragment):
+    out = SentimentClassifier.load(trained[1] / "checkpoint.pt").save_pretrained(tmp_path / "model")
+    stored = json.loads((out / file).read_text())
+    edit(stored)
+    (out / file).write_text(json.dumps(stored))
+    with pytest.raises(UserError) as error:
+        SentimentClassifier.from_pretrained(out)
+    assert str(error.value).startswith(f"{out / file}: ") and fragment in str(error.value)
+    assert "damaged" in str(error.value)
+
+
 def test_a_named_checkpoint_that_is_missing_gets_no_hint_to_name_one(tmp_path):
     with pytest.raises(UserError) as error:
         SentimentClassifier.load(tmp_path / "nope.pt")

@@ -358,6 +358,9 @@ def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_e
                  ["--mode", "results"]):
         assert_error(cli(capsys, *argv, "--published", missing), f"--published {missing}: no such folder")
     assert not missing.exists()
+    a_file = tmp_path / "runs.txt"
+    a_file.write_text("")
+    assert_error(cli(capsys, "--mode", "results", "--published", a_file), f"--published {a_file}: a file, not a folder")
 
 
 @pytest.mark.parametrize("argv,fragment", [

@@ -302,12 +302,20 @@ def compare_job(models, datasets, seeds, experiment, overrides, settings_file=SE
     if variants:
         if names is None or len(names) != 1:
             raise UserError(f"--models {models}: compare with --variant takes one model")
+        for item in variants:
+            key, sep, _ = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--variant {item!r}: expected KEY=VALUE, e.g. --variant train.amp_bf16_cpu=true")
         if not any(item.startswith("run_name=") for item in variants):
             raise UserError("--variant: name the variant's runs apart too (--variant run_name=NAME), as they "
                             "were trained")
         dataset_names = split_names(datasets, "--datasets")
         plan_a = make_plan(names, dataset_names, seeds, experiment, [*overrides, *variants], published=None)
         plan_b = make_plan(names, dataset_names, seeds, experiment, overrides, published=published)
+        if plan_a.cells and all(a.cfg.replace(run_name=None).to_dict() == b.cfg.replace(run_name=None).to_dict()
+                                for a, b in zip(plan_a.cells, plan_b.cells)):
+            raise UserError(f"--variant {' '.join(variants)}: changes no setting of {names[0]} but its run "
+                            f"name (A and B would train the same thing)")
         labels = (f"{names[0]} with {', '.join(v for v in variants if not v.startswith('run_name='))}", names[0])
         results = [compare_cell(plan_a, names[0], names[0], dataset, settings, plan_b, labels)
                    for dataset in plan_a.datasets]

@@ -58,6 +58,50 @@ def stored_config(checkpoint, state):
         raise UserError(f"{checkpoint}: its stored config does not fit this version ({err}); re-train") from None
 
 
+def check_stored(source, state):
+    """The encoder and the data shapes a checkpoint or pretrained folder (`source`) stores, checked
+    against each other before anything is built from them: a damaged or hand-edited file is one
+    UserError naming it, not a traceback or a model that silently reads the wrong words."""
+    folder = Path(source).is_dir()
+    where, info_where = (Path(source) / "encoder.json", Path(source) / "config.json") if folder else (source, source)
+    encoder, info = state.get("encoder"), state.get("data_info")
+
+    def bad(file, what):
+        raise UserError(f"{file}: {what}; it is damaged (re-export or re-train the model)")
+
+    if not isinstance(encoder, dict):
+        bad(where, "the encoder is not an object")
+    words, task, categories = encoder.get("words"), encoder.get("task"), encoder.get("categories")
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        bad(where, '"words" is not a list of strings')
+    if len(set(words)) != len(words):
+        bad(where, '"words" holds a word twice')
+    if task not in ("atsa", "acsa"):
+        bad(where, f'"task" is {task!r}, not "atsa" or "acsa"')
+    if task == "acsa" and (not isinstance(categories, list) or not categories
+                           or not all(isinstance(c, str) for c in categories)):
+        bad(where, '"categories" is not a list of category names')
+    if not isinstance(encoder.get("lowercase"), bool):
+        bad(where, '"lowercase" is not true or false')
+    bert = encoder.get("bert")
+    if bert is not None and not (isinstance(bert, dict) and isinstance(bert.get("path"), str)
+                                 and isinstance(bert.get("max_length"), int)):
+        bad(where, '"bert" is not {"path": ..., "max_length": ...}')
+    shapes = ("embeddings_shape", "sentiment_shape")
+    if not isinstance(info, dict) or info.get("task") not in ("atsa", "acsa") \
+            or not all(isinstance(info.get(k), int) and info[k] >= 0 for k in ("num_classes", "num_categories")) \
+            or not all(isinstance(info.get(k), list) and len(info[k]) == 2
+                       and all(isinstance(n, int) and n > 0 for n in info[k]) for k in shapes):
+        bad(info_where, "its data_info (the shapes of the stored arrays) is missing or malformed")
+    rows, stored_task, num_categories = info["embeddings_shape"][0], info["task"], info["num_categories"]
+    if bert is None and len(words) != rows:   # a word-vector model: one embedding row per word
+        bad(where, f'"words" holds {len(words)} words, but the weights have {rows} word vectors')
+    if stored_task != task:
+        bad(where, f'"task" is {task}, but the model was trained for {stored_task}')
+    if task == "acsa" and len(categories) != num_categories:
+        bad(where, f'"categories" names {len(categories)}, but the model was trained on {num_categories}')
+
+
 def stored_data_info(info):
     """A DataInfo with zero arrays of the stored shapes (the checkpoint's weights replace them)."""
     return DataInfo(task=info["task"], num_classes=info["num_classes"], num_categories=info["num_categories"],
@@ -198,6 +242,7 @@ class SentimentClassifier:
     @classmethod
     def _from_state(cls, source, state, device, bf16=False):
         cfg = stored_config(source, state)
+        check_stored(source, state)
         encoder = Encoder.from_state(state["encoder"])
         try:
             if encoder.bert is not None:

@@ -100,7 +100,7 @@ def load_pretrained(folder):
         model_state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as err:
         raise UserError(f"{weights}: not readable weights ({err})") from None
-    return {"config": config["config"], "encoder": encoder, "data_info": config["data_info"],
+    return {"config": config["config"], "encoder": encoder, "data_info": config.get("data_info"),
             "fingerprints": config.get("fingerprints") or {}, "model_state": model_state,
             "test": config.get("test") or {}, "trained": config.get("trained") or {}}
 

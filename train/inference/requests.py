@@ -65,8 +65,8 @@ def requests_from_items(items):
 
 def check_requests(requests):
     for text_value, aspect_list, where in requests:
-        if not text_value.strip():
-            raise UserError(f"{where}: empty text")
+        if not any(char.isprintable() and not char.isspace() for char in text_value):
+            raise UserError(f"{where}: empty text" + (" (no visible character)" if text_value.strip() else ""))
         if not aspect_list:
             raise UserError(f"{where}: no aspects given (use --aspect, or an \"aspects\" list)")
         for what, value in (("text", text_value), *(("aspect", a) for a in aspect_list)):
