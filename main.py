@@ -48,11 +48,11 @@ OPTION_MODES = {
 }
 
 
-def check_args(args):
+def check_args(args, parser):
     """--seed in its range before any work (UserError naming the option); the grid's --seeds and
     --jobs are checked where the grid reads them (train/experiments/grid.py), also before any work.
-    A one-run option given to a grid mode, or a grid option to a one-run mode, is refused rather than
-    ignored."""
+    A one-run option given to a grid mode, a grid option to a one-run mode, or any option to a mode
+    that does not read it (OPTION_MODES), is refused rather than ignored."""
     low, high = SEED_RANGE
     if not low <= args.seed <= high:
         raise UserError(f"--seed {args.seed}: out of range (takes {low}..{high})")
@@ -74,10 +74,10 @@ def check_args(args):
         for option, value in (("--models", args.models), ("--datasets", args.datasets)):
             if value is not None:
                 raise UserError(f"{option}: --mode {args.mode} takes one {option[:-1]} NAME")
-    parser = build_parser()
+    flags = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
     for dest, modes in OPTION_MODES.items():
         if args.mode not in modes and getattr(args, dest) != parser.get_default(dest):
-            flag = next(a.option_strings[0] for a in parser._actions if a.dest == dest)
+            flag = flags[dest]
             raise UserError(f"{flag}: --mode {args.mode} does not use it (it is for --mode {', '.join(modes)})")
     return args
 
@@ -137,7 +137,8 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    args = check_args(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = check_args(parser.parse_args(argv), parser)
     args.model = args.model or DEFAULT_MODEL
     return args
 
