@@ -266,8 +266,7 @@ def test_mode_stats_writes_the_users_table2_and_leaves_the_committed_one_alone(e
 # ---------------------------------------------------------------- damaged files
 
 @pytest.mark.parametrize("content", ['{"model": "capsnet", "dataset": "d", "se', "[1, 2]"])
-def test_a_damaged_metrics_json_is_one_error_line_for_report_and_left_out_by_table(env, trained, capsys,
-                                                                                   tmp_path, content):
+def test_a_damaged_metrics_json_is_named_by_report_and_left_out_by_table(env, trained, capsys, tmp_path, content):
     cfg, folder = trained
     runs = tmp_path / "runs"
     copy = run_dir(cfg_of(env, extra=[f"paths.runs={runs}"]), 0)
@@ -276,7 +275,8 @@ def test_a_damaged_metrics_json_is_one_error_line_for_report_and_left_out_by_tab
         (copy / name).write_bytes((folder / name).read_bytes())
     (copy / "metrics.json").write_text(content)
     sets = [a for o in [*env["overrides"], f"paths.runs={runs}"] for a in ("--set", o)]
-    assert_error(cli(capsys, "--mode", "report", *sets), str(copy / "metrics.json"), "metrics file")
+    assert_error(cli(capsys, "--mode", "report", *sets), "no runs to report (1 damaged run folder(s) left out: ",
+                 str(copy / "metrics.json"), "metrics file")   # the only run: nothing to report
     assert not (runs / "summary.md").exists()
     cell = Cell("capsnet", cfg.data.name, 0, cfg_of(env, extra=[f"paths.runs={runs}"]))
     assert run_state(cell) == "incomplete"                 # reproduce trains it again
