@@ -359,3 +359,37 @@ def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path
         compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=["foo", *variant])
     with pytest.raises(UserError, match=r"^--variant run_name=x: changes no setting of bert but its run name"):
         compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=["run_name=x"])
+
+
+def test_a_variants_left_out_seeds_and_no_common_seed_error_name_a_and_b_by_their_labels_and_the_damaged_file(
+        tmp_path, capsys):
+    from test_published import fake_run, noisy, overrides
+
+    from train.experiments.compare import compare_job
+    variant = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
+    a_label, b_label = "bert with train.amp_bf16_cpu=true", "bert"
+    base = make_plan(["bert"], ["mams-atsa"], 3, None, overrides(tmp_path), published=None)
+    other = make_plan(["bert"], ["mams-atsa"], 3, None, overrides(tmp_path) + variant, published=None)
+    rng = np.random.default_rng(5)
+    gold = rng.integers(0, 3, 50)
+    for seed in (0, 1):
+        fake_run(base.cells[seed], gold, noisy(rng, gold, 0.6))
+        fake_run(other.cells[seed], gold, noisy(rng, gold, 0.9))
+    predictions = base.cells[0].folder / "predictions.jsonl"             # B's seed 0: damaged predictions
+    predictions.write_text('{"sentence_id": 0, "gold": "x"}\n')
+    metrics = other.cells[1].folder / "metrics.json"                     # A's seed 1: damaged metrics
+    metrics.write_text("[1, 2]")
+    left_out = [f"seed 0 left out ({b_label}: {predictions}: a record lacks a field or has an unknown label "
+                f"(KeyError('aspect')))",
+                f"seed 1 left out ({a_label}: not a finished run ({metrics}: the metrics file holds a JSON list, "
+                f"expected an object))"]
+    with pytest.raises(UserError) as error:
+        compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant)
+    assert str(error.value) == (f"mams-atsa: {a_label} and {b_label} have no finished seed in common among seeds "
+                                f"0..1 ({a_label}: 0; {b_label}: 1); " + "; ".join(left_out))
+    fake_run(base.cells[2], gold, noisy(rng, gold, 0.6))                 # seed 2 in common: compared
+    fake_run(other.cells[2], gold, noisy(rng, gold, 0.9))
+    assert compare_job("bert", "mams-atsa", 3, None, overrides(tmp_path), published=None, variants=variant) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(next(line for line in out.splitlines() if line.startswith("{")))["seeds"] == [2]
+    assert err.splitlines() == [f"mams-atsa: {line}" for line in left_out]

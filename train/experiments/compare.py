@@ -30,7 +30,7 @@ from common.labels import LABELS
 
 from ..config import CONFIG_ROOT, read_yaml
 from .grid import make_plan, split_names
-from .run_checks import left_out_lines, left_out_seeds, usable_runs
+from .run_checks import NO_RUN, left_out_lines, left_out_seeds, usable_runs
 from .runs import PUBLISHED_ROOT
 
 SETTINGS_FILE = CONFIG_ROOT / "compare.yaml"
@@ -205,9 +205,10 @@ def finished_runs(plan, model, dataset):
     return usable_runs(plan, model, dataset)[0]
 
 
-def seed_codes(plan, a, b, dataset, plan_b=None):
+def seed_codes(plan, a, b, dataset, plan_b=None, labels=None):
     """(common seeds, (k, n) instance codes, per-seed McNemar results) of A and B on `dataset`; B's
-    runs come from `plan_b` when given (one model under two settings), else from `plan`."""
+    runs come from `plan_b` when given (one model under two settings), else from `plan`; `labels`:
+    the names A and B are shown by in the error that no seed is in common."""
     plan_b = plan_b or plan
     for model, where in ((a, plan), (b, plan_b)):
         if (model, dataset) in where.not_applicable:
@@ -215,10 +216,17 @@ def seed_codes(plan, a, b, dataset, plan_b=None):
     runs_a, runs_b = finished_runs(plan, a, dataset), finished_runs(plan_b, b, dataset)
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
+        label_a, label_b = labels or (a, b)
+
         def listed(runs):
             return ", ".join(map(str, sorted(runs))) or "none"
-        raise UserError(f"{dataset}: {a} and {b} have no finished seed in common among seeds 0..{plan.seeds - 1} "
-                        f"({a}: {listed(runs_a)}; {b}: {listed(runs_b)})")
+        # the runs that are there but not usable, with the reason (a seed never trained goes without saying)
+        damaged = [f"; seed {entry['seed']} left out ({entry['model']}: {entry['why']})"
+                   for entry in left_out_seeds(plan, a, b, dataset, plan_b, labels)
+                   if not entry["why"].startswith(NO_RUN)]
+        raise UserError(f"{dataset}: {label_a} and {label_b} have no finished seed in common among seeds "
+                        f"0..{plan.seeds - 1} ({label_a}: {listed(runs_a)}; {label_b}: {listed(runs_b)})"
+                        + "".join(damaged))
     reference, codes, tests = None, [], []
     for seed in seeds:
         pred_a = runs_a[seed]
@@ -235,7 +243,7 @@ def compare_cell(plan, a, b, dataset, settings, plan_b=None, labels=None):
     """The comparison of A and B on one dataset, as a JSON-ready dict (differences in points, A - B).
     `plan_b`: where B's runs come from (default `plan`); `labels`: the names A and B are shown by."""
     plan_b = plan_b or plan
-    seeds, codes, tests = seed_codes(plan, a, b, dataset, plan_b)
+    seeds, codes, tests = seed_codes(plan, a, b, dataset, plan_b, labels)
     tables = np.stack([joint_table(c) for c in codes])
     conf_a, conf_b = confusions(tables)
     acc, f1 = crossed_bootstrap(codes, [accuracy_difference, macro_f1_difference], settings.n_resamples,
@@ -251,8 +259,7 @@ def compare_cell(plan, a, b, dataset, settings, plan_b=None, labels=None):
         "macro_f1_difference": float(macro_f1_difference(tables).mean()), "macro_f1_ci95": f1_ci,
         "macro_f1_p_value": f1_p_value,
         "mcnemar": tests, "n_resamples": settings.n_resamples, "bootstrap_seed": settings.seed,
-        "left_out": left_out_seeds(plan, a, b, dataset) if plan_b is plan else
-                    left_out_seeds(plan, a, a, dataset) + left_out_seeds(plan_b, b, b, dataset),
+        "left_out": left_out_seeds(plan, a, b, dataset, plan_b, labels),
     }
 
 

@@ -12,11 +12,13 @@ from ..config import comparable
 from ..run_folder import read_metrics, setting_changes, unfinished_reason
 from .grid import cell_status
 
+NO_RUN = "no run folder"   # the reason of a seed that was never trained (left_out_reason)
+
 
 def left_out_reason(cell, state):
     """Why a cell of the grid is not a finished run of the grid's config (`state`: grid.cell_status's)."""
     if state == "new":
-        return "no run folder" + (" and no published run" if cell.published is not None else "")
+        return NO_RUN + (" and no published run" if cell.published is not None else "")
     if state == "incomplete":
         reason = unfinished_reason(cell.folder) if cell.use_folders and cell.folder.exists() else None
         return f"not a finished run ({reason})" if reason else "a damaged published run"
@@ -47,12 +49,17 @@ def usable_runs(plan, model, dataset):
     return runs, left_out
 
 
-def left_out_seeds(plan, a, b, dataset):
+def left_out_seeds(plan, a, b, dataset, plan_b=None, labels=None):
     """[{"seed", "model", "why"}] of the seeds of 0..plan.seeds-1 that a comparison of A and B on
-    `dataset` leaves out: one entry per model that lacks the seed."""
-    reasons = {model: usable_runs(plan, model, dataset)[1] for model in dict.fromkeys((a, b))}
-    return [{"seed": seed, "model": model, "why": why[seed]}
-            for seed in range(plan.seeds) for model, why in reasons.items() if seed in why]
+    `dataset` leaves out: one entry per model that lacks the seed. B's runs come from `plan_b` when
+    given (one model under two settings), else from `plan`; "model" is the name A or B is shown by
+    (`labels`, default the model names)."""
+    label_a, label_b = labels or (a, b)
+    sides = {label_a: (plan, a)}
+    sides.setdefault(label_b, (plan_b or plan, b))       # A compared with itself: its seeds once
+    reasons = {label: usable_runs(where, model, dataset)[1] for label, (where, model) in sides.items()}
+    return [{"seed": seed, "model": label, "why": why[seed]}
+            for seed in range(plan.seeds) for label, why in reasons.items() if seed in why]
 
 
 def left_out_lines(result):
