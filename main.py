@@ -56,6 +56,8 @@ def check_args(args, parser):
     low, high = SEED_RANGE
     if not low <= args.seed <= high:
         raise UserError(f"--seed {args.seed}: out of range (takes {low}..{high})")
+    if args.checkpoint is not None and not args.checkpoint.strip():
+        raise UserError("--checkpoint '': takes a checkpoint file or a pretrained model folder")
     if any(not name.strip() for name in args.allow_hosts):
         raise UserError("--allow-host '': takes a host name")
     if args.mode == "results":

@@ -207,7 +207,18 @@ def test_cli_test_with_a_file_that_is_not_a_checkpoint_fails_with_one_error_line
     bogus = tmp_path / "bogus.pt"
     bogus.write_text("not a checkpoint", encoding="utf-8")
     result = cli("--mode", "test", "--dataset", "mams-atsa", "--device", "cpu", "--checkpoint", str(bogus))
-    assert_one_error_line(result, str(bogus), "not a readable checkpoint")
+    assert_one_error_line(result, str(bogus), "not a PyTorch checkpoint file")
+
+
+def test_cli_test_names_what_a_wrong_checkpoint_is(cli, tmp_path):
+    import torch
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"format": 99}, foreign)
+    for given, fragment in ((foreign, 'it holds no "format" and "model_state"'),
+                            ("/dev/null", "not a regular file, so not a checkpoint"),
+                            ("", "--checkpoint '': takes a checkpoint file")):
+        result = cli("--mode", "test", "--dataset", "mams-atsa", "--device", "cpu", "--checkpoint", str(given))
+        assert_one_error_line(result, str(given), fragment)
 
 
 def test_cli_unknown_set_key_fails_with_one_error_line(cli):

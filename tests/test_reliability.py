@@ -138,6 +138,14 @@ def test_a_finished_run_records_its_code_version_and_leaves_no_staging_or_lock(t
     assert leftovers(folder) == []
 
 
+def test_a_training_that_fails_before_it_starts_leaves_no_empty_run_folders(env, capsys, tmp_path):
+    runs = tmp_path / "runs"
+    sets = [a for o in [*env["overrides"], f"paths.runs={runs}", "data.embeddings=/nonexistent/vectors.txt",
+                        f"paths.processed={tmp_path / 'p'}"] for a in ("--set", o)]
+    assert_error(cli(capsys, "--mode", "train", "--dataset", env["data"], *sets), "/nonexistent/vectors.txt")
+    assert not runs.exists()
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 def test_an_interrupted_or_crashing_retraining_leaves_the_previous_run_intact(env, trained, monkeypatch, failure):
     cfg, folder = trained
@@ -286,6 +294,25 @@ def test_a_damaged_metrics_json_is_named_by_report_and_left_out_by_table(env, tr
     assert "left out: 1 damaged run folder(s)" in markdown
 
 
+def test_a_metrics_json_whose_test_accuracy_is_not_a_number_is_damaged(trained, tmp_path):
+    from train.run_folder import read_metrics
+    metrics = json.loads((trained[1] / "metrics.json").read_text())
+    metrics["test"]["accuracy"] = float("nan")
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))                   # json writes the non-standard NaN token
+    with pytest.raises(UserError, match=rf"^{re.escape(str(path))}: test accuracy is nan, not a finite number"):
+        read_metrics(path)
+
+
+@pytest.mark.parametrize("content", ["train: 5\n", "train:\n"])
+def test_a_config_section_that_is_not_a_mapping_is_blamed_on_its_file_not_a_later_set(env, capsys, tmp_path,
+                                                                                      content):
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(content)
+    assert_error(cli(capsys, "--mode", "train", "--dataset", env["data"], "--config", experiment,
+                     "--set", "train.num_threads=1"), f"{experiment}: section train is not a mapping")
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
 def test_config_files_in_the_encodings_editors_write_are_read(env, tmp_path, encoding):
     experiment = tmp_path / "exp.yaml"
@@ -311,7 +338,7 @@ def test_a_damaged_or_misfitting_checkpoint_is_one_error_line(env, trained, caps
     misfit = tmp_path / "misfit.pt"
     torch.save(state, misfit)
     assert_error(cli(capsys, "--mode", "predict", "--checkpoint", truncated, "--text", "x y", "--aspect", "x"),
-                 str(truncated), "not a readable checkpoint")
+                 str(truncated), "not a PyTorch checkpoint file")
     assert_error(cli(capsys, "--mode", "predict", "--checkpoint", misfit, "--text", "x y", "--aspect", "x"),
                  str(misfit), "weights do not fit")
 
@@ -342,6 +369,10 @@ def test_own_data_too_small_to_hold_out_validation_is_one_error_line(env, capsys
     (["--set", "train.epochs=0"], "train.epochs"),
     (["--set", "train.batch_size=6400000"], "train.batch_size"),
     (["--set", "data.max_words=40000"], "data.max_words"),
+    (["--set", "paths.runs="], "--set paths.runs=: paths.runs is empty (it takes a folder)"),
+    (["--set", "paths.processed="], "paths.processed is empty"),
+    (["--set", "run_name=123"], "run_name is not a string (YAML read it as int 123); quote the value"),
+    (["--set", "run_name='  '"], "run_name is blank"),
 ])
 def test_out_of_range_options_are_one_error_line_before_any_work(env, capsys, argv, fragment, tmp_path):
     sets = ["--set", f"paths.runs={tmp_path / 'runs'}", "--set", f"paths.processed={tmp_path / 'p'}"]
@@ -509,6 +540,17 @@ def test_explain_to_a_png_named_in_capitals_writes_that_file(trained, capsys, tm
                               "--text", "The soup was cold.", "--aspect", "soup", "--out", out)
     assert status == 0, err
     assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"              # a file, not a folder of that name
+
+
+@pytest.mark.parametrize("out,fragment", [("", "--out '': takes a .png file or a folder"),
+                                          ("maps/heat.jpg", "explain writes PNG heat maps; name a .png file"),
+                                          ("maps/heat.SVG", "explain writes PNG heat maps")])
+def test_explain_refuses_an_empty_out_or_another_image_format_instead_of_making_a_folder(trained, capsys, tmp_path,
+                                                                                       monkeypatch, out, fragment):
+    monkeypatch.chdir(tmp_path)                               # '' would be the current folder
+    assert_error(cli(capsys, "--mode", "explain", "--checkpoint", trained[1] / "checkpoint.pt",
+                     "--text", "The soup was cold.", "--aspect", "soup", "--out", out), fragment)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("case", ["bad-request", "out-is-folder", "out-under-file"])

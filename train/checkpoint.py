@@ -46,20 +46,23 @@ def read_payload(path):
     """The stored mapping of a checkpoint file (any format: load_checkpoint checks it)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: checkpoint not found" if not path.exists() else
+                        f"{path}: is a folder, not a checkpoint file" if path.is_dir() else
+                        f"{path}: not a regular file, so not a checkpoint")
     if path.name in ("model.safetensors", "config.json", "encoder.json") and (path.parent / "config.json").is_file():
         raise UserError(f"{path}: a file of the pretrained model folder {path.parent}; name the folder itself")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise UserError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+        raise UserError(f"{path}: not a PyTorch checkpoint file (torch.load failed: {type(err).__name__})") from None
     return payload
 
 
 def load_checkpoint(path):
     payload = read_payload(path)
     if not isinstance(payload, dict) or "format" not in payload or "model_state" not in payload:
-        raise UserError(f"{path}: not a checkpoint of this project (format {FORMAT})")
+        raise UserError(f"{path}: not a checkpoint of this project (it holds no \"format\" and \"model_state\"; "
+                        f"this version writes format {FORMAT})")
     if payload["format"] != FORMAT:
         raise UserError(f"{path}: checkpoint format {payload['format']!r}, this version reads format {FORMAT}; "
                         f"re-train it with this version")

@@ -159,11 +159,17 @@ def read_yaml(path):
     return value
 
 
+SECTIONS = ("paths", "data", "train", "model", "inference")   # the top-level mappings; run_name is the one scalar
+
+
 def merge(base, update, origins, source, prefix=""):
     """Recursive merge of `update` into a copy of `base`; records in `origins` the source of every key set."""
     out = copy.deepcopy(base)
     for key, value in update.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
+        if not prefix and key in SECTIONS and isinstance(value, dict) and key in out and not isinstance(out[key], dict):
+            # a section set to a scalar earlier: the mistake is there, not in what adds keys to it
+            raise UserError(f"{origins.get(dotted, 'config')}: section {key} is not a mapping (got {out[key]!r})")
         origins[dotted] = source
         if isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value, origins, source, dotted)
@@ -257,8 +263,7 @@ def from_tree(tree, model, origins=None):
     tree.pop("model_name", None)
     if "inference" not in tree:   # a stored config (checkpoints leave it out): the defaults
         tree["inference"] = read_yaml(CONFIG_ROOT / "default.yaml").get("inference")
-    sections = {"paths": PathsConfig, "data": DataConfig, "train": TrainConfig, "model": model_class.Config,
-                "inference": InferenceConfig}
+    sections = dict(zip(SECTIONS, (PathsConfig, DataConfig, TrainConfig, model_class.Config, InferenceConfig)))
     unknown = [k for k in tree if k not in sections and k != "run_name"]
     if unknown:
         raise UserError(f"{origin(unknown[0])}: unknown top-level key {unknown[0]} "
@@ -269,9 +274,15 @@ def from_tree(tree, model, origins=None):
         if not isinstance(value, dict):
             raise UserError(f"{origin(name)}: section {name} missing or not a mapping")
         built[name] = build(cls, value, origin, name)
+    for key, folder in dataclasses.asdict(built["paths"]).items():
+        if not folder.strip():   # "" would be the current folder: the checkout, when run from there
+            raise UserError(f"{origin('paths.' + key)}: paths.{key} is empty (it takes a folder)")
     run_name = tree.get("run_name")
     if run_name is not None and not isinstance(run_name, str):
-        raise UserError(f"{origin('run_name')}: run_name takes a string")
+        raise UserError(f"{origin('run_name')}: run_name is not a string (YAML read it as "
+                        f"{type(run_name).__name__} {run_name!r}); quote the value")
+    if run_name is not None and not run_name.strip():
+        raise UserError(f"{origin('run_name')}: run_name is blank (leave it out for the model's name)")
     if run_name is not None:
         run_name = run_name.replace("{model}", model)   # one experiment file, a run name per model
         if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*", run_name) or ".." in run_name:

@@ -13,6 +13,7 @@ import errno
 import fcntl
 import logging
 import logging.handlers
+import math
 import os
 import shutil
 import sys
@@ -39,6 +40,11 @@ def read_metrics(path):
     if missing or not isinstance(metrics["test"], dict) or not isinstance(metrics.get("config", {}), dict):
         what = ", ".join(missing) or "test/config"
         raise UserError(f"{path}: not a run's metrics file (missing or malformed: {what})")
+    for key in ("accuracy", "macro_f1"):   # what every table averages: a NaN would spread through them
+        value = metrics["test"].get(key)
+        if key in metrics["test"] and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                           and math.isfinite(value)):
+            raise UserError(f"{path}: test {key} is {value!r}, not a finite number")
     return metrics
 
 
@@ -134,6 +140,10 @@ def run_lock(folder):
     the folder and that process's pid. A lock left by a killed process is taken over."""
     folder = Path(folder)
     path = lock_path(folder)
+    made, above = [], folder.parent   # the folders made here, innermost first: removed again if left empty
+    while not above.exists():
+        made.append(above)
+        above = above.parent
     folder.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -157,6 +167,11 @@ def run_lock(folder):
     finally:
         path.unlink(missing_ok=True)
         os.close(fd)
+        for empty in made:   # a run that failed before writing anything leaves no empty folders behind
+            try:
+                empty.rmdir()
+            except OSError:   # not empty (a finished run, another run's lock): kept
+                break
 
 
 def staging_dir(folder):

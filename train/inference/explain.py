@@ -17,6 +17,9 @@ from common.io import atomic_path, check_writable_dir
 
 from ..plots import plot_explanation
 
+# Endings that name an image file of another format: --out given one of them is a mistake, not a folder.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".svg", ".pdf", ".eps")
+
 
 def slug(text, limit=40):
     """A file-name part for `text`: ASCII letters and digits (accents dropped: café -> cafe), '-' between."""
@@ -27,6 +30,11 @@ def slug(text, limit=40):
 
 def output_paths(pairs, out=None, default_folder=None):
     """One distinct .png path per (text, aspect) pair; a bad `out` is a UserError naming --out."""
+    if out is not None and not str(out).strip():
+        raise UserError("--out '': takes a .png file or a folder (left out: beside the model)")
+    suffix = Path(str(out)).suffix.lower() if out is not None else ""
+    if suffix in IMAGE_SUFFIXES and suffix != ".png" and not Path(out).is_dir():
+        raise UserError(f"--out {out}: explain writes PNG heat maps; name a .png file or a folder")
     if out is not None and str(out).lower().endswith(".png"):
         out = Path(out)
         if out.is_dir():
