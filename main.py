@@ -40,7 +40,8 @@ OPTION_MODES = {
     "force": ("preprocess", "publish"),
     "overwrite": ("train", "export"),
     "host": ("serve",), "port": ("serve",), "allow_hosts": ("serve",),
-    "jobs": ("reproduce",), "backend": ("reproduce",), "address": ("reproduce",),
+    # table takes the grid options of reproduce, so that a reproduce command shows its table with --mode changed
+    "jobs": ("reproduce", "table"), "backend": ("reproduce", "table"), "address": ("reproduce", "table"),
     "results": ("reproduce", "table", "results", "stats"),
     "published": ("reproduce", "table", "compare", "results"),
     "variants": ("compare",),

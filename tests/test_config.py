@@ -35,7 +35,7 @@ def test_set_overrides_parse_yaml_values_and_win_over_files():
     ("inference.max_delay_ms=nan", "inference.max_delay_ms takes a finite number, not nan"),
     ("run_name=../../elsewhere", r"run_name='../../elsewhere' is not a plain folder name"),
     ("run_name=/tmp/abs", r"run_name='/tmp/abs' is not a plain folder name"),
-    ("run_name=''", r"run_name='' is not a plain folder name"),
+    ("run_name=''", r"run_name is blank"),
     ("run_name=..", r"run_name='..' is not a plain folder name"),
 ])
 def test_bad_set_overrides_are_user_errors(item, message):

@@ -101,7 +101,9 @@ def snapshot(folder):
 
 
 def leftovers(folder):
-    """Staging folders, moved-aside runs and lock files beside a run folder."""
+    """Staging folders, moved-aside runs and lock files beside a run folder (none when its parent is gone)."""
+    if not Path(folder).parent.is_dir():
+        return []
     return sorted(p.name for p in Path(folder).parent.iterdir() if p.name.startswith("."))
 
 
@@ -411,7 +413,8 @@ def test_a_runs_or_published_folder_that_does_not_exist_is_refused_not_read_as_e
     (["--mode", "compare", "--out", "x"], "--out: --mode compare does not use it"),
     (["--mode", "train", "--checkpoint", "x.pt"], "--checkpoint: --mode train does not use it"),
     (["--mode", "predict", "--port", "9000"], "--port: --mode predict does not use it (it is for --mode serve)"),
-    (["--mode", "table", "--jobs", "4"], "--jobs: --mode table does not use it (it is for --mode reproduce)"),
+    (["--mode", "compare", "--jobs", "4"], "--jobs: --mode compare does not use it (it is for --mode reproduce, "
+                                           "table)"),
     (["--mode", "train", "--seeds", "3"], "--seeds: --mode train does not use it"),
 ])
 def test_an_option_of_another_kind_of_mode_is_refused_not_ignored(capsys, argv, fragment, tmp_path):

@@ -38,9 +38,9 @@ DAMAGED_METRICS = {   # a metrics.json report cannot use -> the words naming why
     "truncated": ('{"model": "capsnet", "dataset": "mams-atsa", "se', "not valid JSON"),
     "an empty object": ("{}", "not a run's metrics file"),
     "accuracy NaN": ('{"model": "capsnet", "dataset": "mams-atsa", "seed": 2, '
-                     '"test": {"accuracy": NaN, "macro_f1": 60.0}}', "test accuracy: not a finite number"),
+                     '"test": {"accuracy": NaN, "macro_f1": 60.0}}', "test accuracy is nan, not a finite number"),
     "accuracy as text": ('{"model": "capsnet", "dataset": "mams-atsa", "seed": 2, '
-                         '"test": {"accuracy": "70", "macro_f1": 60.0}}', "test accuracy: not a finite number"),
+                         '"test": {"accuracy": "70", "macro_f1": 60.0}}', "test accuracy is '70', not a finite number"),
 }
 
 
