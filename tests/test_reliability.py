@@ -210,9 +210,8 @@ def test_test_and_predict_refuse_a_run_folder_that_is_not_finished(env, trained,
     half.mkdir(parents=True)
     (half / "checkpoint.pt").write_bytes((folder / "checkpoint.pt").read_bytes())   # no metrics, no predictions
     sets = [a for o in [*env["overrides"], f"paths.runs={tmp_path / 'runs'}"] for a in ("--set", o)]
-    for mode in ("test", "predict"):
-        result = cli(capsys, "--mode", mode, "--dataset", env["data"], "--text", "The soup was cold.",
-                     "--aspect", "soup", *sets)
+    for mode, request in (("test", ()), ("predict", ("--text", "The soup was cold.", "--aspect", "soup"))):
+        result = cli(capsys, "--mode", mode, "--dataset", env["data"], *request, *sets)
         assert_error(result, str(half), "not a finished run", "no predictions.jsonl")
 
 
