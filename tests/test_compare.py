@@ -329,25 +329,32 @@ def test_table_mode_writes_the_claims_the_seed_plot_and_marks_a_best_row_not_bet
     assert (results / "table3_seeds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path, capsys):
-    import json as json_
+BF16_VARIANT = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
 
-    import numpy as np
+
+def variant_runs(tmp_path, seeds, instances, rng_seed, accuracy_a):
+    """(B's plan: bert; A's plan: bert with BF16_VARIANT; gold; rng): fabricated runs of seeds 0 and 1 of
+    both on `instances` test instances, B right 60% of the time, A `accuracy_a`."""
     from test_published import fake_run, noisy, overrides
-
-    from train.experiments.compare import compare_job
-    from train.experiments.grid import make_plan
-    variant = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
-    base = make_plan(["bert"], ["mams-atsa"], 2, None, overrides(tmp_path), published=None)
-    other = make_plan(["bert"], ["mams-atsa"], 2, None, overrides(tmp_path) + variant, published=None)
-    rng = np.random.default_rng(3)
-    gold = rng.integers(0, 3, 200)
+    base = make_plan(["bert"], ["mams-atsa"], seeds, None, overrides(tmp_path), published=None)
+    other = make_plan(["bert"], ["mams-atsa"], seeds, None, overrides(tmp_path) + BF16_VARIANT, published=None)
+    rng = np.random.default_rng(rng_seed)
+    gold = rng.integers(0, 3, instances)
     for seed in (0, 1):
         fake_run(base.cells[seed], gold, noisy(rng, gold, 0.6))
-        fake_run(other.cells[seed], gold, noisy(rng, gold, 0.95))
+        fake_run(other.cells[seed], gold, noisy(rng, gold, accuracy_a))
+    return base, other, gold, rng
+
+
+def test_a_variant_compares_one_model_with_itself_under_another_setting(tmp_path, capsys):
+    from test_published import overrides
+
+    from train.experiments.compare import compare_job
+    variant = BF16_VARIANT
+    variant_runs(tmp_path, 2, 200, 3, 0.95)
     assert compare_job("bert", "mams-atsa", 2, None, overrides(tmp_path), published=None, variants=variant) == 0
     out = capsys.readouterr().out
-    result = json_.loads(next(line for line in out.splitlines() if line.startswith("{")))
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     assert (result["a"], result["b"], result["seeds"]) == ("bert with train.amp_bf16_cpu=true", "bert", [0, 1])
     assert result["difference"] > 25 and result["p_value"] < 0.01
     assert "verdict: bert with train.amp_bf16_cpu=true is better than bert" in out
@@ -366,15 +373,9 @@ def test_a_variants_left_out_seeds_and_no_common_seed_error_name_a_and_b_by_thei
     from test_published import fake_run, noisy, overrides
 
     from train.experiments.compare import compare_job
-    variant = ["train.amp_bf16_cpu=true", "run_name=bert-bf16cpu"]
+    variant = BF16_VARIANT
     a_label, b_label = "bert with train.amp_bf16_cpu=true", "bert"
-    base = make_plan(["bert"], ["mams-atsa"], 3, None, overrides(tmp_path), published=None)
-    other = make_plan(["bert"], ["mams-atsa"], 3, None, overrides(tmp_path) + variant, published=None)
-    rng = np.random.default_rng(5)
-    gold = rng.integers(0, 3, 50)
-    for seed in (0, 1):
-        fake_run(base.cells[seed], gold, noisy(rng, gold, 0.6))
-        fake_run(other.cells[seed], gold, noisy(rng, gold, 0.9))
+    base, other, gold, rng = variant_runs(tmp_path, 3, 50, 5, 0.9)
     predictions = base.cells[0].folder / "predictions.jsonl"             # B's seed 0: damaged predictions
     predictions.write_text('{"sentence_id": 0, "gold": "x"}\n')
     metrics = other.cells[1].folder / "metrics.json"                     # A's seed 1: damaged metrics

@@ -33,6 +33,9 @@ def run_dir(cfg, seed):
     return Path(cfg.paths.runs) / cfg.data.name / cfg.name / f"seed{seed}"
 
 
+TABLE_METRICS = ("accuracy", "macro_f1")   # the test metrics the tables average
+
+
 def read_metrics(path):
     """A run's metrics.json as a dict; a missing, truncated or foreign file is a UserError naming it."""
     metrics = read_json_object(path, "metrics file")
@@ -40,12 +43,16 @@ def read_metrics(path):
     if missing or not isinstance(metrics["test"], dict) or not isinstance(metrics.get("config", {}), dict):
         what = ", ".join(missing) or "test/config"
         raise UserError(f"{path}: not a run's metrics file (missing or malformed: {what})")
-    for key in ("accuracy", "macro_f1"):   # what every table averages: a NaN would spread through them
+    for key in TABLE_METRICS:   # a NaN would spread through every table
         value = metrics["test"].get(key)
-        if key in metrics["test"] and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                           and math.isfinite(value)):
+        if key in metrics["test"] and not finite_number(value):
             raise UserError(f"{path}: test {key} is {value!r}, not a finite number")
     return metrics
+
+
+def finite_number(value):
+    """An int or float (not a bool) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def unfinished_reason(folder):

@@ -6,7 +6,6 @@ folder moved to another name is reported under its new name. A seed<N> folder th
 run (run_folder.unfinished_reason), or whose test accuracy or macro-F1 is not a finite number, is
 damaged: it is left out and named under the table, as --mode table leaves out damaged run folders.
 """
-import math
 import re
 import statistics
 from collections import defaultdict
@@ -15,23 +14,16 @@ from pathlib import Path
 from common.errors import UserError
 from common.io import write_text
 
-from ..run_folder import read_metrics, unfinished_reason
+from ..run_folder import TABLE_METRICS, finite_number, read_metrics, unfinished_reason
 
 SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")   # run_dir's seed<N>: no sign, no leading zeros
-SHOWN = ("accuracy", "macro_f1")                   # the test metrics the table averages
-
-
-def _finite(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _read_run(folder):
     """(metrics.json dict, None) of a finished run folder whose test numbers are finite, else (None, why not)."""
     why = unfinished_reason(folder)
     if why is not None:
         return None, why
     metrics = read_metrics(folder / "metrics.json")
-    bad = [key for key in SHOWN if not _finite(metrics["test"].get(key))]
+    bad = [key for key in TABLE_METRICS if not finite_number(metrics["test"].get(key))]   # missing ones too
     if bad:
         return None, f"{folder / 'metrics.json'}: test {', '.join(bad)}: not a finite number"
     return metrics, None
