@@ -82,6 +82,21 @@ def test_default_grid_skips_dash_cells_and_notes_what_is_not_registered(monkeypa
     assert plan.models == ["capsnet", "td-lstm", "not-yet-model"]   # kept: the table shows them as missing
 
 
+def test_an_experiment_for_some_models_over_the_default_grid_names_the_model_and_the_models_it_is_for():
+    # configs/experiments/mpnet.yaml sets model.backbone, a key of the BERT family only
+    mpnet = str(REPO_ROOT / "configs" / "experiments" / "mpnet.yaml")
+    with pytest.raises(UserError) as err:
+        make_plan(None, ["mams-atsa"], 1, mpnet, published=None)
+    message = str(err.value)
+    assert message.startswith("textcnn: ") and "unknown key model.backbone" in message
+    assert message.endswith("name them with --models bert,capsnet-bert,capsnet-bert-dr")
+    plan = make_plan(["bert", "capsnet-bert"], ["mams-atsa"], 1, mpnet, published=None)
+    assert [c.cfg.model.backbone for c in plan.cells] == ["mpnet", "mpnet"]
+    with pytest.raises(UserError, match=r"^textcnn: .*unknown key model\.backbone") as err:
+        make_plan(["textcnn"], ["mams-atsa"], 1, mpnet, published=None)
+    assert "--models" not in str(err.value)
+
+
 def test_unknown_names_given_explicitly_are_a_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown model no-such-model"):
         tiny_plan(tmp_path, models=("capsnet", "no-such-model"))

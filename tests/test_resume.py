@@ -123,3 +123,37 @@ def test_a_run_or_resume_state_of_other_data_files_is_not_taken_for_this_run(set
         train_job(cfg, 0, "cpu")
     train_job(cfg, 0, "cpu", overwrite=True)
     assert json.loads((folder / "metrics.json").read_text())["data_files"]["train"] == sha256_of(train_file)
+
+
+def test_sigterm_stops_a_training_cleanly_and_says_the_same_command_resumes_it(setup):
+    # a `kill` or a scheduler's preemption: the staging folder is removed, the resume state kept, and
+    # the command ends with one line and status 143 instead of dying silently
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO_ROOT
+    root, data, vectors = setup
+    runs = root / "sigterm"
+    command = [sys.executable, str(REPO_ROOT / "main.py"), "--mode", "train", "--model", "capsnet",
+               "--dataset", str(data), "--device", "cpu", "--set", f"paths.runs={runs}",
+               "--set", f"paths.processed={root / 'processed'}", "--set", f"data.embeddings={vectors}",
+               "--set", "train.epochs=10000", "--set", "train.tensorboard=false", "--set", "train.batch_size=4"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.rglob(".seed0.resume.pt")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1] == "terminated" and "Traceback" not in err
+    assert "stopped after epoch " in out and "the same command resumes from there" in out
+    assert [p.name for p in runs.rglob(".seed0.*")] == [".seed0.resume.pt"]   # no staging folder left
+    assert not list(runs.rglob("metrics.json")) and os.path.getsize(next(runs.rglob(".seed0.resume.pt"))) > 0

@@ -136,8 +136,12 @@ def _train_into(out, final, cfg, seed, device_name, logger):
                         {"epoch": epoch, "step": val["step"], "val": val})
         best_bytes = ckpt.read_bytes()
 
+    kept = resume["epoch"] if resume is not None else None   # the last epoch the resume state holds
+
     def on_epoch(epoch, state):
+        nonlocal kept
         write_resume(saved, dict(state, config=resolved, data_files=files, best_checkpoint=best_bytes))
+        kept = epoch
 
     writer = None
     if tcfg.tensorboard:
@@ -146,6 +150,10 @@ def _train_into(out, final, cfg, seed, device_name, logger):
     try:
         history, best, timing = fit(model, train_loader, val_loader, tcfg, device, on_best, log, writer,
                                     resume=resume, on_epoch=on_epoch)
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM (common/errors.py): say what the same command does next
+        log(f"stopped after epoch {kept}: the same command resumes from there ({saved})" if kept is not None
+            else "stopped before its first epoch ended: the same command starts it again")
+        raise
     finally:
         if writer is not None:
             writer.close()

@@ -141,16 +141,33 @@ def make_plan(models=None, datasets=None, seeds=5, experiment=None, overrides=()
         raise UserError(f"--seeds {seeds}: out of range (takes 1..{MAX_SEEDS})")
     models, model_notes = _names(models, list(load_paper()[1]), model_known, "model")
     datasets, dataset_notes = _names(datasets, PAPER_DATASETS, dataset_known, "dataset")
-    pairs, not_applicable = [], set()
+    pairs, not_applicable, refused = [], set(), {}
     for dataset in filter(dataset_known, datasets):
         task = dataset_task(dataset)
         for model in filter(model_known, models):
-            if task in MODELS[model].tasks:
-                pairs.append((model, dataset, compose(model, dataset, experiment, overrides)))
-            else:
+            if task not in MODELS[model].tasks:
                 not_applicable.add((model, dataset))
+                continue
+            try:
+                pairs.append((model, dataset, compose(model, dataset, experiment, overrides)))
+            except UserError as err:
+                refused.setdefault(model, err)
+    if refused:
+        _refuse_models(refused, {m for m, _, _ in pairs})
     cells = [Cell(m, d, s, cfg, published, use_folders) for s in range(seeds) for m, d, cfg in pairs]
     return Plan(models, datasets, seeds, cells, not_applicable, model_notes + dataset_notes)
+
+
+def _refuse_models(refused, composed):
+    """The error for models whose settings do not take the config or --set given ({model: UserError}):
+    it names the model, and where other models took them (an experiment for some models only, as
+    configs/experiments/mpnet.yaml for the BERT family), the --models that do."""
+    model, err = next(iter(refused.items()))
+    if not composed:
+        raise UserError(f"{model}: {err}")
+    others = f" ({len(refused) - 1} more models likewise)" if len(refused) > 1 else ""
+    raise UserError(f"{model}: {err}{others}; these settings are for other models: name them with "
+                    f"--models {','.join(sorted(composed))}")
 
 
 def cell_status(cell):
