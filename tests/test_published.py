@@ -244,6 +244,27 @@ def test_an_experiment_that_names_its_runs_apart_is_published_beside_table_3_and
     assert "- commit(s): abc1234" in section and "No MPNet run is published yet" not in section
 
 
+
+def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_seed(tmp_path):
+    from train.experiments.results_page import MPNET_EXPERIMENT
+    plan = make_plan(["bert", "capsnet-bert"], ["mams-atsa"], 1, str(MPNET_EXPERIMENT), overrides(tmp_path),
+                     published=tmp_path / "pub")
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 3, 400)
+    fake_run(cell_of(plan, "bert", 0), gold, noisy(rng, gold, 0.70))
+    fake_run(cell_of(plan, "capsnet-bert", 0), gold, noisy(rng, gold, 0.85))
+    out = {"published": tmp_path / "pub", "results_dir": tmp_path / "results", "page": tmp_path / "R.md",
+           "readme": None}
+    assert publish_job("bert,capsnet-bert", "mams-atsa", 1, str(MPNET_EXPERIMENT), overrides(tmp_path), **out) == 0
+    result = compare_cell(plan, "capsnet-bert", "bert", "mams-atsa", load_settings())
+    assert result["difference"] > 5 and result["p_value"] < 0.05
+    section = (tmp_path / "R.md").read_text().split("## A bert-base-sized backbone")[1].split("\n## ")[0]
+    low, high = result["ci95"]
+    assert (f"- CapsNet-BERT - BERT on MPNet, MAMS-ATSA: {result['difference']:+.2f} points of accuracy, "
+            f"95% CI [{low:+.2f}, {high:+.2f}], p = {result['p_value']:.3g} (crossed paired bootstrap; seeds 0; "
+            f"with one seed the interval covers the test set's sampling only") in section
+    assert "on MPNet, MAMS-ACSA" not in section                # no MAMS-ACSA run: no line
+
 def test_an_experiment_whose_runs_would_share_the_default_names_is_not_published(tmp_path):
     experiment = tmp_path / "wide.yaml"
     experiment.write_text("model:\n  capsule_size: 64\n")

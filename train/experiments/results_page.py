@@ -17,6 +17,7 @@ from common.errors import UserError
 from common.io import write_text
 
 from .claims import BEST_BASELINE, claims_markdown, evaluate_claims, render_forest
+from .compare import compare_cell, load_settings
 from .grid import cell_status, make_plan
 from .runs import PUBLISHED_ROOT, REPO_ROOT
 from .sources import check_page_output, read_csv_rows, read_markdown
@@ -468,7 +469,8 @@ def backbone_section(plan, results_dir):
         runs = [r for c in found for r in c.runs]
         lines += ["", f"- seeds: {'; '.join(f'{c.model} / {c.dataset}: {fmt_seeds(c.seeds)}' for c in found)}",
                   f"- device(s): {', '.join(sorted({str(r.get('device', '?')) for r in runs}))}",
-                  f"- commit(s): {', '.join(sorted({run_commit(r) for r in runs}))} (the runs' metrics.json)"]
+                  f"- commit(s): {', '.join(sorted({run_commit(r) for r in runs}))} (the runs' metrics.json)",
+                  *backbone_claim(mpnet, cells, paper_models)]
     else:
         lines += ["", "No MPNet run is published yet: each row's command trains it (resumable; a run stopped "
                       "midway resumes from its last finished epoch)."]
@@ -481,6 +483,28 @@ def backbone_section(plan, results_dir):
                       f"({shown_path(path)}; not run by this project):", "",
                   *md_table(["model", "encoder", "dataset", "accuracy", "macro-F1", "note"], refs)]
     return "\n".join(lines)
+
+
+def backbone_claim(mpnet, cells, paper_models):
+    """The paper's central claim, CapsNet-BERT > BERT, on the MPNet runs: a line per MAMS column where
+    both have a finished seed in common (compare.compare_cell, the test of the claims table)."""
+    a, b = MPNET_MODELS[1], MPNET_MODELS[0]
+    settings, lines = load_settings(), []
+    for dataset in HEADLINE_DATASETS:
+        if not all(cells.get((m, dataset)) is not None and cells[(m, dataset)].status == "ok" for m in (a, b)):
+            continue
+        try:
+            result = compare_cell(mpnet, a, b, dataset, settings)
+        except UserError:   # no seed in common
+            continue
+        low, high = result["ci95"]
+        one_seed = len(result["seeds"]) == 1
+        lines.append(f"- {paper_models[a][0]} - {paper_models[b][0]} on MPNet, {dataset.upper()}: "
+                     f"{result['difference']:+.2f} points of accuracy, 95% CI [{low:+.2f}, {high:+.2f}], "
+                     f"p = {result['p_value']:.3g} (crossed paired bootstrap; seeds {fmt_seeds(result['seeds'])}"
+                     + ("; with one seed the interval covers the test set's sampling only, not the spread "
+                        "between seeds" if one_seed else "") + ")")
+    return lines
 
 
 def render_page(plan, results_dir="results", report=None):
