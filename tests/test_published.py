@@ -253,8 +253,11 @@ def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_se
     gold = rng.integers(0, 3, 400)
     fake_run(cell_of(plan, "bert", 0), gold, noisy(rng, gold, 0.70))
     fake_run(cell_of(plan, "capsnet-bert", 0), gold, noisy(rng, gold, 0.85))
+    from train.experiments.results_page import HEADLINE_END, HEADLINE_START
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{HEADLINE_START}\n{HEADLINE_END}\n")
     out = {"published": tmp_path / "pub", "results_dir": tmp_path / "results", "page": tmp_path / "R.md",
-           "readme": None}
+           "readme": readme}
     assert publish_job("bert,capsnet-bert", "mams-atsa", 1, str(MPNET_EXPERIMENT), overrides(tmp_path), **out) == 0
     result = compare_cell(plan, "capsnet-bert", "bert", "mams-atsa", load_settings())
     assert result["difference"] > 5 and result["p_value"] < 0.05
@@ -264,6 +267,12 @@ def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_se
             f"95% CI [{low:+.2f}, {high:+.2f}], p = {result['p_value']:.3g} (crossed paired bootstrap; seeds 0; "
             f"with one seed the interval covers the test set's sampling only") in section
     assert "on MPNet, MAMS-ACSA" not in section                # no MAMS-ACSA run: no line
+    accuracy = {m: json.loads((cell_of(plan, m, 0).folder / "metrics.json").read_text())["test"]["accuracy"]
+                for m in ("bert", "capsnet-bert")}
+    headline = readme.read_text()                              # and the README says both in its headline block
+    assert (f"- With a bert-base-sized backbone (MPNet; its table is in docs/RESULTS.md), test accuracy: "
+            f"MAMS-ATSA: BERT {accuracy['bert']:.2f} (1), CapsNet-BERT {accuracy['capsnet-bert']:.2f} (1).") in headline
+    assert f"- CapsNet-BERT - BERT on MPNet, MAMS-ATSA: {result['difference']:+.2f} points" in headline
 
 def test_an_experiment_whose_runs_would_share_the_default_names_is_not_published(tmp_path):
     experiment = tmp_path / "wide.yaml"

@@ -437,16 +437,40 @@ the mean ± std over the seeds (their number in brackets), beside the paper's be
 "{missing}" = no finished run yet."""
 
 
-def backbone_section(plan, results_dir):
-    """The page's table for a bert-base-sized backbone: BERT and CapsNet-BERT on MPNet (the runs of
-    configs/experiments/mpnet.yaml, read as `plan` reads its runs) on the MAMS columns, the paper's
-    bert-base numbers, and the reference points others report (results/references.csv)."""
+def mpnet_cells(plan):
+    """(the plan of configs/experiments/mpnet.yaml's runs, read as `plan` reads its runs,
+    {(model, dataset): its table.collect cell}, the paper's models)."""
     first = plan.cells[0] if plan.cells else None
     mpnet = make_plan(list(MPNET_MODELS), list(HEADLINE_DATASETS), plan.seeds, str(MPNET_EXPERIMENT),
                       published=first.published if first else PUBLISHED_ROOT,
                       use_folders=first.use_folders if first else True)
     _, paper_models = load_paper()
-    cells = {(c.model, c.dataset): c for c in collect(mpnet, paper_models)}
+    return mpnet, {(c.model, c.dataset): c for c in collect(mpnet, paper_models)}, paper_models
+
+
+def backbone_headline(plan):
+    """The README's lines on the bert-base-sized backbone: its accuracies and the central claim on it,
+    once an MPNet run is there (none before)."""
+    mpnet, cells, paper_models = mpnet_cells(plan)
+    found = []
+    for dataset in HEADLINE_DATASETS:
+        ok = [(m, cells[(m, dataset)]) for m in MPNET_MODELS
+              if cells.get((m, dataset)) is not None and cells[(m, dataset)].status == "ok"]
+        if ok:
+            found.append(f"{dataset.upper()}: " + ", ".join(
+                f"{paper_models[m][0]} {fmt_mean(c.stat('accuracy').mean, c.stat('accuracy').std)} "
+                f"({c.stat('accuracy').n})" for m, c in ok))
+    if not found:
+        return []
+    return [f"- With a bert-base-sized backbone (MPNet; its table is in docs/RESULTS.md), test accuracy: "
+            f"{'; '.join(found)}.", *backbone_claim(mpnet, cells, paper_models)]
+
+
+def backbone_section(plan, results_dir):
+    """The page's table for a bert-base-sized backbone: BERT and CapsNet-BERT on MPNet (the runs of
+    configs/experiments/mpnet.yaml, read as `plan` reads its runs) on the MAMS columns, the paper's
+    bert-base numbers, and the reference points others report (results/references.csv)."""
+    mpnet, cells, paper_models = mpnet_cells(plan)
     rows, found = [], []
     for model in MPNET_MODELS:
         row = [f"{paper_models[model][0]} (MPNet)"]
@@ -653,7 +677,7 @@ def headline_table(plan, results_dir="results", report=None):
     if marked:
         lines.append("- \\* seed 0 trained at an earlier commit; its five published seeds are still to come.")
     report = report or evaluate_claims(plan)
-    lines += [central_claim(report, paper_models), baseline_claim(report, columns)]
+    lines += [central_claim(report, paper_models), *backbone_headline(plan), baseline_claim(report, columns)]
     return "\n".join(lines)
 
 
