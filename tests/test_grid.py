@@ -97,6 +97,17 @@ def test_an_experiment_for_some_models_over_the_default_grid_names_the_model_and
     assert "--models" not in str(err.value)
 
 
+def test_a_setting_refused_on_one_dataset_for_every_model_is_not_blamed_on_the_models(monkeypatch):
+    def compose(model, dataset, experiment, overrides):
+        if dataset == "mams-acsa":
+            raise UserError("configs/datasets/mams-acsa.yaml: data.max_words=0 is below its minimum 1")
+        return SimpleNamespace(model=model, dataset=dataset)
+    monkeypatch.setattr(grid, "compose", compose)
+    with pytest.raises(UserError) as err:
+        make_plan(["capsnet", "gcae"], ["mams-atsa", "mams-acsa"], 1, None, published=None)
+    assert str(err.value) == "capsnet: configs/datasets/mams-acsa.yaml: data.max_words=0 is below its minimum 1"
+
+
 def test_unknown_names_given_explicitly_are_a_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown model no-such-model"):
         tiny_plan(tmp_path, models=("capsnet", "no-such-model"))

@@ -163,6 +163,7 @@ def _refuse_models(refused, composed):
     it names the model, and where other models took them (an experiment for some models only, as
     configs/experiments/mpnet.yaml for the BERT family), the --models that do."""
     model, err = next(iter(refused.items()))
+    composed = set(composed) - set(refused)   # a model refused on one dataset only is no model "it is for"
     if not composed:
         raise UserError(f"{model}: {err}")
     others = f" ({len(refused) - 1} more models likewise)" if len(refused) > 1 else ""
