@@ -253,6 +253,10 @@ def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_se
     gold = rng.integers(0, 3, 400)
     fake_run(cell_of(plan, "bert", 0), gold, noisy(rng, gold, 0.70))
     fake_run(cell_of(plan, "capsnet-bert", 0), gold, noisy(rng, gold, 0.85))
+    for model, seconds in (("bert", 1800.0), ("capsnet-bert", 2400.0)):   # the time each run kept
+        path = cell_of(plan, model, 0).folder / "metrics.json"
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), timing={"wall_seconds": seconds},
+                                        torch_threads=2)))
     from train.experiments.results_page import HEADLINE_END, HEADLINE_START
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{HEADLINE_START}\n{HEADLINE_END}\n")
@@ -267,6 +271,8 @@ def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_se
             f"95% CI [{low:+.2f}, {high:+.2f}], p = {result['p_value']:.3g} (crossed paired bootstrap; seeds 0; "
             f"with one seed the interval covers the test set's sampling only") in section
     assert "on MPNet, MAMS-ACSA" not in section                # no MAMS-ACSA run: no line
+    assert ("- training time a run (training and validation, timing.wall_seconds): "
+            "bert / mams-atsa: 30 min (cpu, 2 threads); capsnet-bert / mams-atsa: 40 min (cpu, 2 threads)") in section
     accuracy = {m: json.loads((cell_of(plan, m, 0).folder / "metrics.json").read_text())["test"]["accuracy"]
                 for m in ("bert", "capsnet-bert")}
     headline = readme.read_text()                              # and the README says both in its headline block

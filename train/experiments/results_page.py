@@ -495,6 +495,8 @@ def backbone_section(plan, results_dir):
         lines += ["", f"- seeds: {'; '.join(f'{c.model} / {c.dataset}: {fmt_seeds(c.seeds)}' for c in found)}",
                   f"- device(s): {', '.join(sorted({str(r.get('device', '?')) for r in runs}))}",
                   f"- commit(s): {', '.join(sorted({run_commit(r) for r in runs}))} (the runs' metrics.json)",
+                  f"- training time a run (training and validation, timing.wall_seconds): "
+                  f"{'; '.join(f'{c.model} / {c.dataset}: {run_minutes(c.runs)}' for c in found)}",
                   *backbone_claim(mpnet, cells, paper_models)]
     else:
         lines += ["", "No MPNet run is published yet: each row's command trains it (resumable; a run stopped "
@@ -508,6 +510,18 @@ def backbone_section(plan, results_dir):
                       f"({shown_path(path)}; not run by this project):", "",
                   *md_table(["model", "encoder", "dataset", "accuracy", "macro-F1", "note"], refs)]
     return "\n".join(lines)
+
+
+def run_minutes(runs):
+    """The runs' mean training time in minutes and where they ran, as words ("38 min (cpu, 2 threads)";
+    "?" where no run kept it)."""
+    seconds = [r["timing"]["wall_seconds"] for r in runs
+               if isinstance(r.get("timing"), dict) and isinstance(r["timing"].get("wall_seconds"), (int, float))]
+    if not seconds:
+        return "?"
+    where = sorted({f"{r.get('device', '?')}" + (f", {r['torch_threads']} threads" if r.get("torch_threads") else "")
+                    for r in runs})
+    return f"{sum(seconds) / len(seconds) / 60:.0f} min ({'; '.join(where)})"
 
 
 def backbone_claim(mpnet, cells, paper_models):
