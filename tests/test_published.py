@@ -268,7 +268,7 @@ def test_the_backbone_table_tests_capsnet_bert_against_bert_where_both_have_a_se
     section = (tmp_path / "R.md").read_text().split("## A bert-base-sized backbone")[1].split("\n## ")[0]
     low, high = result["ci95"]
     assert (f"- CapsNet-BERT - BERT on MPNet, MAMS-ATSA: {result['difference']:+.2f} points of accuracy, "
-            f"95% CI [{low:+.2f}, {high:+.2f}], p = {result['p_value']:.3g} (crossed paired bootstrap; seeds 0; "
+            f"95% CI [{low:+.2f}, {high:+.2f}], p = {result['p_value']:.3g} (crossed paired bootstrap; seed 0; "
             f"with one seed the interval covers the test set's sampling only") in section
     assert "on MPNet, MAMS-ACSA" not in section                # no MAMS-ACSA run: no line
     assert ("- training time a run (training and validation, timing.wall_seconds): "

@@ -540,7 +540,8 @@ def backbone_claim(mpnet, cells, paper_models):
         one_seed = len(result["seeds"]) == 1
         lines.append(f"- {paper_models[a][0]} - {paper_models[b][0]} on MPNet, {dataset.upper()}: "
                      f"{result['difference']:+.2f} points of accuracy, 95% CI [{low:+.2f}, {high:+.2f}], "
-                     f"p = {result['p_value']:.3g} (crossed paired bootstrap; seeds {fmt_seeds(result['seeds'])}"
+                     f"p = {result['p_value']:.3g} (crossed paired bootstrap; seed{'' if one_seed else 's'} "
+                     f"{fmt_seeds(result['seeds'])}"
                      + ("; with one seed the interval covers the test set's sampling only, not the spread "
                         "between seeds" if one_seed else "") + ")")
     return lines
