@@ -17,6 +17,8 @@ from common.io import write_text
 from ..run_folder import TABLE_METRICS, finite_number, read_metrics, unfinished_reason
 
 SEED_FOLDER = re.compile(r"seed(0|[1-9][0-9]*)")   # run_dir's seed<N>: no sign, no leading zeros
+
+
 def _read_run(folder):
     """(metrics.json dict, None) of a finished run folder whose test numbers are finite, else (None, why not)."""
     why = unfinished_reason(folder)

@@ -448,14 +448,19 @@ def mpnet_cells(plan):
     return mpnet, {(c.model, c.dataset): c for c in collect(mpnet, paper_models)}, paper_models
 
 
+def finished_cell(cells, model, dataset):
+    """The cell of `model` on `dataset` when it has finished runs, else None."""
+    cell = cells.get((model, dataset))
+    return cell if cell is not None and cell.status == "ok" else None
+
+
 def backbone_headline(plan):
     """The README's lines on the bert-base-sized backbone: its accuracies and the central claim on it,
     once an MPNet run is there (none before)."""
     mpnet, cells, paper_models = mpnet_cells(plan)
     found = []
     for dataset in HEADLINE_DATASETS:
-        ok = [(m, cells[(m, dataset)]) for m in MPNET_MODELS
-              if cells.get((m, dataset)) is not None and cells[(m, dataset)].status == "ok"]
+        ok = [(m, cell) for m in MPNET_MODELS if (cell := finished_cell(cells, m, dataset)) is not None]
         if ok:
             found.append(f"{dataset.upper()}: " + ", ".join(
                 f"{paper_models[m][0]} {fmt_mean(c.stat('accuracy').mean, c.stat('accuracy').std)} "
@@ -475,8 +480,8 @@ def backbone_section(plan, results_dir):
     for model in MPNET_MODELS:
         row = [f"{paper_models[model][0]} (MPNet)"]
         for dataset in HEADLINE_DATASETS:
-            cell = cells.get((model, dataset))
-            if cell is not None and cell.status == "ok":
+            cell = finished_cell(cells, model, dataset)
+            if cell is not None:
                 acc, f1 = cell.stat("accuracy"), cell.stat("macro_f1")
                 row.append(f"{fmt_mean(acc.mean, acc.std)} / {fmt_mean(f1.mean, f1.std)} ({acc.n})")
                 found.append(cell)
@@ -530,7 +535,7 @@ def backbone_claim(mpnet, cells, paper_models):
     a, b = MPNET_MODELS[1], MPNET_MODELS[0]
     settings, lines = load_settings(), []
     for dataset in HEADLINE_DATASETS:
-        if not all(cells.get((m, dataset)) is not None and cells[(m, dataset)].status == "ok" for m in (a, b)):
+        if not all(finished_cell(cells, m, dataset) for m in (a, b)):
             continue
         try:
             result = compare_cell(mpnet, a, b, dataset, settings)
